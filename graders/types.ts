@@ -1,0 +1,60 @@
+import { z } from "zod";
+
+/** Who may see a test's details: everyone, nobody but staff, or students once the due date passed. */
+export const visibilitySchema = z.enum(["visible", "hidden", "after_due"]);
+
+export const testResultSchema = z.object({
+  name: z.string(),
+  score: z.number(),
+  maxScore: z.number(),
+  status: z.enum(["passed", "failed", "partial", "error"]),
+  message: z.string(),
+  visibility: visibilitySchema.default("visible"),
+});
+export type TestResult = z.infer<typeof testResultSchema>;
+
+/** The one result schema every grader returns (DESIGN.md, "Grading rules"). */
+export const gradeResultSchema = z.object({
+  score: z.number().min(0),
+  maxScore: z.number().min(0),
+  status: z.enum(["graded", "rejected", "error"]),
+  feedback: z.object({
+    summary: z.string(),
+    tests: z.array(testResultSchema),
+  }),
+  /** Set when the grader is not confident (e.g. free text); staff should look. */
+  needsReview: z.boolean().optional(),
+});
+export type GradeResult = z.infer<typeof gradeResultSchema>;
+
+/** Private files of the problem folder by path relative to it (never shown to students). */
+export type PrivateData = ReadonlyMap<string, Uint8Array>;
+
+export interface GradeInput<C, A> {
+  config: C;
+  privateData: PrivateData;
+  answer: A;
+  /** Deterministic per (student, problem); drives randomised parameters and inputs. */
+  seed: string;
+  /** The problem's points: a full-marks answer scores exactly this. */
+  points: number;
+}
+
+/** Values a randomised problem shows one student, substituted into `{{name}}` in the statement. */
+export type Params = Record<string, number | number[] | number[][]>;
+
+export interface Grader<C = any, A = any> {
+  type: string;
+  /** Bumped whenever grading behaviour changes; recorded on every grade. */
+  version: string;
+  configSchema: z.ZodType<C>;
+  /** Validates an answer at submission time (400 on mismatch). */
+  answerSchema: z.ZodType<A>;
+  /** What a client needs to answer; never the answer, private data or reference outputs. */
+  answerFormat(config: C, seed: string): Record<string, unknown>;
+  /** Parameters this student sees (randomised problems); {} otherwise. */
+  params?(config: C, seed: string): Params;
+  /** Files of the problem folder the config names; the catalog checks they exist. */
+  privateFiles?(config: C): string[];
+  grade(input: GradeInput<C, A>): GradeResult | Promise<GradeResult>;
+}

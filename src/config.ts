@@ -1,0 +1,48 @@
+import { z } from "zod";
+
+const bool = z
+  .enum(["true", "false", "1", "0"])
+  .transform((v) => v === "true" || v === "1");
+
+const schema = z.object({
+  NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
+  HOST: z.string().default("0.0.0.0"),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  DATABASE_URL: z.string().url().default("postgresql://postgres@127.0.0.1:5432/autograder"),
+  REDIS_URL: z.string().url().default("redis://127.0.0.1:6379"),
+  /** Prefix of every BullMQ key, so several deployments (or test files) can share one Redis. */
+  QUEUE_PREFIX: z.string().min(1).default("autograder"),
+  ADMIN_TOKEN: z
+    .string()
+    .min(32, "ADMIN_TOKEN must be at least 32 characters")
+    .optional()
+    .or(z.literal("").transform(() => undefined)),
+  /** Secret behind per-student seeds; students must not be able to compute each other's numbers. */
+  SEED_SECRET: z.string().min(16).default("dev-seed-secret-change-me"),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  GRADING_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
+  GRADING_BACKOFF_MS: z.coerce.number().int().min(0).default(2000),
+  GRADING_STALE_AFTER_S: z.coerce.number().positive().default(120),
+  SWEEP_INTERVAL_S: z.coerce.number().positive().default(30),
+  GRADER_TIMEOUT_S: z.coerce.number().positive().default(60),
+  BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
+  BUNDLE_LIMIT_BYTES: z.coerce.number().int().positive().default(64 * 1024 * 1024),
+  PROBLEMS_DIR: z.string().default("problems"),
+  LOAD_PROBLEMS: bool.default(true),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  RATE_LIMIT_PER_MIN: z.coerce.number().int().min(0).default(600),
+});
+
+export type Config = z.infer<typeof schema>;
+
+/** Parses the environment once; a bad value stops the process with one line per problem. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join("\n")}`);
+  }
+  return parsed.data;
+}
+
+export class ConfigError extends Error {}
