@@ -24,6 +24,8 @@ const schema = z.object({
   GRADING_BACKOFF_MS: z.coerce.number().int().min(0).default(2000),
   GRADING_STALE_AFTER_S: z.coerce.number().positive().default(120),
   SWEEP_INTERVAL_S: z.coerce.number().positive().default(30),
+  /** How long a worker's hold on a job lasts without renewal; a killed worker's job is retaken after about this. */
+  GRADING_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
   GRADER_TIMEOUT_S: z.coerce.number().positive().default(60),
   BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
   BUNDLE_LIMIT_BYTES: z.coerce.number().int().positive().default(64 * 1024 * 1024),

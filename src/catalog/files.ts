@@ -1,0 +1,35 @@
+import { createHash } from "node:crypto";
+import type { BundleFiles } from "./types.ts";
+
+/** Finder and Archive Utility litter that instructors' tarballs carry without meaning to. */
+export function isJunk(relPath: string): boolean {
+  const parts = relPath.split("/");
+  const base = parts[parts.length - 1] ?? "";
+  return parts.includes("__MACOSX") || base === ".DS_Store" || base.startsWith("._");
+}
+
+/** Paths are hashed with their length so that no (path, bytes) sequence can collide with another split. */
+export function contentHash(files: ReadonlyMap<string, Uint8Array>): string {
+  const hash = createHash("sha256");
+  const len = Buffer.alloc(8);
+  for (const path of [...files.keys()].sort()) {
+    const name = Buffer.from(path, "utf8");
+    const bytes = files.get(path)!;
+    len.writeBigUInt64BE(BigInt(name.length));
+    hash.update(len).update(name);
+    len.writeBigUInt64BE(BigInt(bytes.length));
+    hash.update(len).update(bytes);
+  }
+  return hash.digest("hex");
+}
+
+/** Folders directly under the set folder, whether they hold files or are empty. */
+export function topFolders(bundle: BundleFiles): string[] {
+  const names = new Set<string>();
+  for (const p of [...bundle.files.keys(), ...bundle.dirs]) {
+    const slash = p.indexOf("/");
+    if (slash > 0) names.add(p.slice(0, slash));
+    else if (bundle.dirs.has(p)) names.add(p);
+  }
+  return [...names].sort();
+}

@@ -1,0 +1,47 @@
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { readSetDirectory } from "./directory.ts";
+import { isJunk } from "./files.ts";
+import { loadSet } from "./set.ts";
+import { readTarGz } from "./tar.ts";
+import type { BundleError, LoadedSet, LoadResult, TarLimits } from "./types.ts";
+
+export type { BundleError, LoadedProblem, LoadedSet, LoadResult, TarLimits } from "./types.ts";
+export { defaultTarLimits } from "./types.ts";
+
+/** A set folder on disk (problems/<slug>/). */
+export async function loadSetFromDirectory(dir: string): Promise<LoadResult> {
+  const read = await readSetDirectory(dir);
+  return read.ok ? loadSet(read.bundle) : read;
+}
+
+/** An uploaded .tar.gz holding one set folder; parsed in memory within `limits`. */
+export async function loadSetFromTarGz(buffer: Uint8Array, limits: Partial<TarLimits> = {}): Promise<LoadResult> {
+  const read = await readTarGz(buffer, limits);
+  return read.ok ? loadSet(read.bundle) : read;
+}
+
+export type LoadAllResult = { ok: true; sets: LoadedSet[] } | { ok: false; errors: BundleError[] };
+
+/** Every folder of `problemsDir`, for start-up; errors name files as `<set folder>/<file>`. */
+export async function loadAllSets(problemsDir: string): Promise<LoadAllResult> {
+  let entries;
+  try {
+    entries = await readdir(problemsDir, { withFileTypes: true });
+  } catch (e) {
+    return { ok: false, errors: [{ file: "", path: "", message: `cannot read problems folder ${problemsDir}: ${(e as Error).message}` }] };
+  }
+  const sets: LoadedSet[] = [];
+  const errors: BundleError[] = [];
+  for (const ent of entries.filter((e) => e.isDirectory() && !isJunk(e.name)).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const r = await loadSetFromDirectory(join(problemsDir, ent.name));
+    if (r.ok) sets.push(r.set);
+    else errors.push(...r.errors.map((e) => ({ ...e, file: e.file === "" ? `${ent.name}/` : `${ent.name}/${e.file}` })));
+  }
+  return errors.length > 0 ? { ok: false, errors } : { ok: true, sets };
+}
+
+/** One line per error, `file: path: message`, leaving out an empty path. */
+export function formatBundleErrors(errors: readonly BundleError[]): string[] {
+  return errors.map((e) => [e.file || "(bundle)", e.path, e.message.replace(/\s*\n\s*/g, " ")].filter(Boolean).join(": "));
+}

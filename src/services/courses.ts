@@ -1,0 +1,118 @@
+import type { Db } from "../db.ts";
+import { ConflictError, ForbiddenError, NotFoundError, UnprocessableError } from "../errors.ts";
+import { isUniqueViolation } from "../lib/prisma-errors.ts";
+import { courseRole, requireAdmin, requireCourseRole, type CourseRole } from "./access.ts";
+import { audit } from "./audit.ts";
+import type { Principal } from "./auth.ts";
+
+export interface AssignmentInput {
+  problemSet: string;
+  title?: string;
+  opensAt?: Date;
+  dueAt?: Date;
+  lateUntil?: Date;
+  latePenaltyPerDay?: number;
+  maxAttempts?: number;
+  scorePolicy?: "best" | "last";
+}
+
+type AssignmentRow = Awaited<ReturnType<Db["assignment"]["findFirstOrThrow"]>> & { problemSet: { slug: string } };
+
+export const assignmentView = (a: AssignmentRow) => ({
+  id: a.id,
+  courseId: a.courseId,
+  problemSet: a.problemSet.slug,
+  title: a.title,
+  opensAt: a.opensAt,
+  dueAt: a.dueAt,
+  lateUntil: a.lateUntil,
+  latePenaltyPerDay: a.latePenaltyPerDay,
+  maxAttempts: a.maxAttempts,
+  scorePolicy: a.scorePolicy,
+  createdAt: a.createdAt,
+});
+
+export class CourseService {
+  constructor(private readonly db: Db) {}
+
+  async create(p: Principal, input: { slug: string; title: string }) {
+    requireAdmin(p);
+    try {
+      return await this.db.$transaction(async (tx) => {
+        const course = await tx.course.create({ data: input, select: { id: true, slug: true, title: true } });
+        await audit(tx, p.userId, "course.create", { type: "course", id: course.id });
+        return course;
+      });
+    } catch (e) {
+      if (isUniqueViolation(e)) throw new ConflictError("COURSE_SLUG_TAKEN", `A course with slug '${input.slug}' exists.`);
+      throw e;
+    }
+  }
+
+  async enroll(p: Principal, courseId: string, userId: string, role: CourseRole) {
+    await requireCourseRole(this.db, p, courseId, ["instructor"]);
+    const user = await this.db.user.findUnique({ where: { id: userId }, select: { id: true } });
+    if (!user) throw new NotFoundError("User", userId);
+    if (p.userId === userId && p.role !== "admin" && role !== "instructor")
+      throw new ForbiddenError("Instructors cannot demote themselves; ask another instructor or an admin.");
+    return this.db.$transaction(async (tx) => {
+      const e = await tx.enrollment.upsert({
+        where: { courseId_userId: { courseId, userId } },
+        create: { courseId, userId, role },
+        update: { role },
+      });
+      await audit(tx, p.userId, "enrollment.put", { type: "course", id: courseId }, { userId, role });
+      return { courseId: e.courseId, userId: e.userId, role: e.role };
+    });
+  }
+
+  async createAssignment(p: Principal, courseId: string, input: AssignmentInput) {
+    await requireCourseRole(this.db, p, courseId, ["instructor"]);
+    const set = await this.db.problemSet.findUnique({
+      where: { slug: input.problemSet },
+      include: { revisions: { orderBy: { revision: "desc" }, take: 1 } },
+    });
+    if (!set || set.revisions.length === 0)
+      throw new UnprocessableError("UNKNOWN_PROBLEM_SET", `No problem set '${input.problemSet}'; GET /v1/problem-sets lists them.`, {
+        field: "problemSet",
+      });
+    checkSchedule(input);
+    return this.db.$transaction(async (tx) => {
+      const a = await tx.assignment.create({
+        data: {
+          courseId,
+          problemSetId: set.id,
+          title: input.title ?? set.revisions[0]!.title,
+          opensAt: input.opensAt,
+          dueAt: input.dueAt,
+          lateUntil: input.lateUntil,
+          latePenaltyPerDay: input.latePenaltyPerDay ?? 0,
+          maxAttempts: input.maxAttempts,
+          scorePolicy: input.scorePolicy ?? "best",
+          createdById: p.userId,
+        },
+        include: { problemSet: { select: { slug: true } } },
+      });
+      await audit(tx, p.userId, "assignment.create", { type: "assignment", id: a.id }, { courseId });
+      return assignmentView(a);
+    });
+  }
+
+  async listAssignments(p: Principal, courseId: string) {
+    await courseRole(this.db, p, courseId);
+    const rows = await this.db.assignment.findMany({
+      where: { courseId },
+      orderBy: { createdAt: "asc" },
+      include: { problemSet: { select: { slug: true } } },
+    });
+    return rows.map(assignmentView);
+  }
+}
+
+function checkSchedule(a: AssignmentInput) {
+  const errors: { field: string; message: string }[] = [];
+  if (a.opensAt && a.dueAt && a.opensAt >= a.dueAt) errors.push({ field: "dueAt", message: "must be after opensAt" });
+  if (a.lateUntil && !a.dueAt) errors.push({ field: "lateUntil", message: "needs a dueAt" });
+  if (a.lateUntil && a.dueAt && a.lateUntil < a.dueAt) errors.push({ field: "lateUntil", message: "must not be before dueAt" });
+  if (errors.length) throw new UnprocessableError("INVALID_SCHEDULE", "The assignment's dates do not fit together.", errors);
+}

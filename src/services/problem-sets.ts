@@ -1,0 +1,174 @@
+import { getGrader } from "../../graders/index.ts";
+import { renderStatement } from "../../graders/params.ts";
+import type { Grader, PrivateData } from "../../graders/types.ts";
+import type { LoadedSet } from "../catalog/index.ts";
+import type { Config } from "../config.ts";
+import type { Db } from "../db.ts";
+import { ConflictError, ForbiddenError, NotFoundError } from "../errors.ts";
+import { sha256, studentSeed } from "../lib/crypto.ts";
+import { isUniqueViolation } from "../lib/prisma-errors.ts";
+import { audit } from "./audit.ts";
+import type { Principal } from "./auth.ts";
+
+const latestRevision = { revisions: { orderBy: { revision: "desc" as const }, take: 1, include: { problems: { orderBy: { position: "asc" as const } } } } };
+
+/** A problem ready to grade: its grader, parsed config and private files. */
+export interface GradableProblem {
+  id: string;
+  slug: string;
+  setSlug: string;
+  revision: number;
+  points: number;
+  grader: Grader;
+  config: unknown;
+  privateData: PrivateData;
+}
+
+export class ProblemSetService {
+  constructor(
+    private readonly db: Db,
+    private readonly config: Pick<Config, "SEED_SECRET">,
+  ) {}
+
+  /** Stores a validated set as a new immutable revision, unless the latest one has the same content. */
+  async save(set: LoadedSet, source: string, actor: Principal | null) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.saveOnce(set, source, actor);
+      } catch (e) {
+        // Two uploads of one slug raced for the same revision number: the loser retries once on top of the winner.
+        if (isUniqueViolation(e) && attempt < 2) continue;
+        if (isUniqueViolation(e)) throw new ConflictError("CONCURRENT_UPLOAD", `Another upload of '${set.slug}' is in progress; retry.`);
+        throw e;
+      }
+    }
+  }
+
+  private async saveOnce(set: LoadedSet, source: string, actor: Principal | null) {
+    return this.db.$transaction(async (tx) => {
+      const ps = await tx.problemSet.upsert({ where: { slug: set.slug }, create: { slug: set.slug }, update: {}, include: latestRevision });
+      const latest = ps.revisions[0];
+      if (latest?.contentHash === set.contentHash) return { created: false, ...summary(set.slug, latest, latest.problems) };
+
+      const blobs = new Map<string, Uint8Array>();
+      for (const p of set.problems) for (const bytes of p.assets.values()) blobs.set(sha256(bytes), bytes);
+      if (blobs.size)
+        await tx.blob.createMany({
+          data: [...blobs].map(([hash, bytes]) => ({ sha256: hash, size: bytes.byteLength, data: bytes as Uint8Array<ArrayBuffer> })),
+          skipDuplicates: true,
+        });
+      const revision = await tx.problemSetRevision.create({
+        data: {
+          problemSetId: ps.id,
+          revision: (latest?.revision ?? 0) + 1,
+          title: set.title,
+          description: set.description ?? null,
+          contentHash: set.contentHash,
+          source,
+          uploadedById: actor?.userId ?? null,
+          problems: {
+            create: set.problems.map((p) => ({
+              slug: p.slug,
+              position: p.position,
+              title: p.title,
+              points: p.points,
+              statement: p.statement,
+              graderType: p.graderType,
+              graderConfig: p.graderConfig as object,
+              assets: { create: [...p.assets].map(([path, bytes]) => ({ path, blobSha256: sha256(bytes) })) },
+            })),
+          },
+        },
+        include: { problems: { orderBy: { position: "asc" } } },
+      });
+      await audit(tx, actor?.userId ?? null, "problem_set.revision", { type: "problem_set", id: ps.id }, { revision: revision.revision, source });
+      return { created: true, ...summary(set.slug, revision, revision.problems) };
+    });
+  }
+
+  async list() {
+    const sets = await this.db.problemSet.findMany({ orderBy: { slug: "asc" }, include: latestRevision });
+    return sets.filter((s) => s.revisions.length > 0).map((s) => summary(s.slug, s.revisions[0]!, s.revisions[0]!.problems));
+  }
+
+  /** The latest revision as this caller sees it: their own numbers in randomised statements, nothing private. */
+  async get(p: Principal, slug: string) {
+    const set = await this.db.problemSet.findUnique({ where: { slug }, include: latestRevision });
+    const rev = set?.revisions[0];
+    if (!set || !rev) throw new NotFoundError("Problem set", slug);
+    return {
+      ...summary(slug, rev, []),
+      description: rev.description,
+      problems: rev.problems.map((problem) => {
+        const grader = requireGrader(problem.graderType);
+        const config = grader.configSchema.parse(problem.graderConfig);
+        const seed = p.userId ? studentSeed(this.config.SEED_SECRET, p.userId, slug, problem.slug) : "preview";
+        const params = grader.params?.(config, seed) ?? {};
+        return {
+          slug: problem.slug,
+          title: problem.title,
+          points: problem.points,
+          type: problem.graderType,
+          statement: renderStatement(problem.statement, params),
+          answerFormat: grader.answerFormat(config, seed),
+        };
+      }),
+    };
+  }
+
+  /** The problem a new submission answers: the assignment's set at its latest revision. */
+  async currentProblem(problemSetId: string, problemSlug: string) {
+    const rev = await this.db.problemSetRevision.findFirst({
+      where: { problemSetId },
+      orderBy: { revision: "desc" },
+      include: { problemSet: true, problems: { where: { slug: problemSlug } } },
+    });
+    const problem = rev?.problems[0];
+    if (!rev || !problem) return null;
+    return { problem, setSlug: rev.problemSet.slug, grader: requireGrader(problem.graderType) };
+  }
+
+  async loadGradable(problemId: string): Promise<GradableProblem> {
+    const problem = await this.db.problem.findUniqueOrThrow({
+      where: { id: problemId },
+      include: { revision: { include: { problemSet: true } }, assets: { include: { blob: true } } },
+    });
+    const grader = requireGrader(problem.graderType);
+    return {
+      id: problem.id,
+      slug: problem.slug,
+      setSlug: problem.revision.problemSet.slug,
+      revision: problem.revision.revision,
+      points: problem.points,
+      grader,
+      config: grader.configSchema.parse(problem.graderConfig),
+      privateData: new Map(problem.assets.map((a) => [a.path, new Uint8Array(a.blob.data)])),
+    };
+  }
+
+  async requireUploader(p: Principal) {
+    if (p.role === "admin") return;
+    const teaches = p.userId ? await this.db.enrollment.count({ where: { userId: p.userId, role: "instructor" } }) : 0;
+    if (!teaches) throw new ForbiddenError("Only admins and course instructors may upload problem sets.");
+  }
+}
+
+/** Stored problems hold configs that passed validation at upload; a grader missing now is a deployment bug. */
+function requireGrader(type: string): Grader {
+  const g = getGrader(type);
+  if (!g) throw new Error(`Grader type '${type}' is not installed on this server`);
+  return g;
+}
+
+function summary(
+  slug: string,
+  rev: { revision: number; title: string },
+  problems: { slug: string; title: string; points: number; graderType: string }[],
+) {
+  return {
+    slug,
+    title: rev.title,
+    revision: rev.revision,
+    problems: problems.map((p) => ({ slug: p.slug, title: p.title, points: p.points, type: p.graderType })),
+  };
+}

@@ -1,0 +1,192 @@
+import type { Config } from "../config.ts";
+import type { Db, Prisma } from "../db.ts";
+import { AppError, BadRequestError, ConflictError, NotFoundError } from "../errors.ts";
+import { sha256, studentSeed } from "../lib/crypto.ts";
+import { isUniqueViolation } from "../lib/prisma-errors.ts";
+import { enqueueGrading, type GradingQueue } from "../grading/queue.ts";
+import { courseRole, isStaff, requireStaff, requireUser } from "./access.ts";
+import { audit } from "./audit.ts";
+import type { Principal } from "./auth.ts";
+import type { ProblemSetService } from "./problem-sets.ts";
+import { submissionView } from "./submission-view.ts";
+
+const DAY_MS = 86_400_000;
+const MAX_INSERT_TRIES = 5;
+
+export interface SubmitInput {
+  assignmentId: string;
+  problemSlug: string;
+  answer: unknown;
+  idempotencyKey?: string;
+}
+
+type Logger = { warn(obj: object, msg: string): void };
+
+export class SubmissionService {
+  constructor(
+    private readonly db: Db,
+    private readonly queue: GradingQueue,
+    private readonly problemSets: ProblemSetService,
+    private readonly config: Pick<Config, "SEED_SECRET">,
+    private readonly log: Logger,
+  ) {}
+
+  async submit(p: Principal, input: SubmitInput): Promise<SubmitResult> {
+    const userId = requireUser(p);
+    const assignment = await this.db.assignment.findUnique({ where: { id: input.assignmentId } });
+    if (!assignment) throw new NotFoundError("Assignment", input.assignmentId);
+    const role = await courseRole(this.db, p, assignment.courseId).catch(() => {
+      throw new NotFoundError("Assignment", input.assignmentId);
+    });
+    const current = await this.problemSets.currentProblem(assignment.problemSetId, input.problemSlug);
+    if (!current) throw new NotFoundError(`Problem '${input.problemSlug}' in assignment`, input.assignmentId);
+
+    const requestHash = sha256(JSON.stringify({ problem: input.problemSlug, answer: input.answer ?? null }));
+    if (input.idempotencyKey) {
+      const replay = await this.replay(userId, input.idempotencyKey, requestHash);
+      if (replay) return replay;
+    }
+
+    const now = new Date();
+    // Staff may submit at any time to try a problem out; windows bind students.
+    const lateFactor = isStaff(role) ? 1 : latenessFactor(assignment, now);
+
+    const parsed = current.grader.answerSchema.safeParse(input.answer);
+    if (!parsed.success)
+      throw new BadRequestError("INVALID_ANSWER", `This answer does not fit a '${current.problem.graderType}' problem.`, {
+        issues: parsed.error.issues.map((i) => ({ path: ["answer", ...i.path].join("."), message: i.message })),
+      });
+
+    const seed = studentSeed(this.config.SEED_SECRET, userId, current.setSlug, current.problem.slug);
+    const submission = await this.insertWithNextAttempt({
+      assignmentId: assignment.id,
+      userId,
+      problemSlug: input.problemSlug,
+      problemId: current.problem.id,
+      maxAttempts: isStaff(role) ? null : assignment.maxAttempts,
+      data: { answer: parsed.data as Prisma.InputJsonValue, seed, lateFactor, idempotencyKey: input.idempotencyKey, requestHash },
+    });
+    if (!submission) return (await this.replay(userId, input.idempotencyKey!, requestHash))!;
+    await this.enqueue(submission.id, 1);
+    return { id: submission.id, status: submission.status, attempt: submission.attempt, replayed: false };
+  }
+
+  /** Redis down must not lose the submission: it is in Postgres already, and the sweeper enqueues it later. */
+  private async enqueue(submissionId: string, run: number) {
+    try {
+      await enqueueGrading(this.queue, { submissionId, run });
+    } catch (err) {
+      this.log.warn({ err, submissionId }, "enqueue failed; the sweeper will pick the submission up");
+    }
+  }
+
+  private async replay(userId: string, key: string, requestHash: string): Promise<SubmitResult | null> {
+    const prior = await this.db.submission.findUnique({ where: { userId_idempotencyKey: { userId, idempotencyKey: key } } });
+    if (!prior) return null;
+    if (prior.requestHash !== requestHash)
+      throw new ConflictError("IDEMPOTENCY_KEY_REUSED", "This Idempotency-Key was used for a different request; use a new key.");
+    return { id: prior.id, status: prior.status, attempt: prior.attempt, replayed: true };
+  }
+
+  /**
+   * Attempt numbers are unique per (assignment, user, problem), so two concurrent submissions
+   * cannot both take the last attempt: the loser of the race retries, sees the count, and gets 409.
+   * Returns null when the insert lost a race on its Idempotency-Key (the winner's row is the answer).
+   */
+  private async insertWithNextAttempt(args: {
+    assignmentId: string;
+    userId: string;
+    problemSlug: string;
+    problemId: string;
+    maxAttempts: number | null;
+    data: Omit<Prisma.SubmissionUncheckedCreateInput, "assignmentId" | "userId" | "problemSlug" | "problemId" | "attempt">;
+  }) {
+    const { assignmentId, userId, problemSlug, problemId, maxAttempts, data } = args;
+    for (let tries = 0; tries < MAX_INSERT_TRIES; tries++) {
+      const last = await this.db.submission.aggregate({ where: { assignmentId, userId, problemSlug }, _max: { attempt: true } });
+      const used = last._max.attempt ?? 0;
+      if (maxAttempts !== null && used >= maxAttempts)
+        throw new ConflictError("ATTEMPTS_EXHAUSTED", `All ${maxAttempts} attempts at this problem are used.`, { used, max: maxAttempts });
+      try {
+        return await this.db.$transaction(async (tx) => {
+          const s = await tx.submission.create({ data: { ...data, assignmentId, userId, problemSlug, problemId, attempt: used + 1 } });
+          await audit(tx, userId, "submission.create", { type: "submission", id: s.id }, { attempt: s.attempt });
+          return s;
+        });
+      } catch (e) {
+        if (!isUniqueViolation(e)) throw e;
+        if (data.idempotencyKey && (await this.db.submission.count({ where: { userId, idempotencyKey: data.idempotencyKey } })))
+          return null;
+      }
+    }
+    throw new ConflictError("SUBMISSION_CONTENDED", "Too many simultaneous submissions for this problem; retry.");
+  }
+
+  private async visible(p: Principal, id: string) {
+    const s = await this.db.submission.findUnique({
+      where: { id },
+      include: { assignment: true, grades: { orderBy: { createdAt: "desc" }, include: { problem: { include: { revision: true } } } } },
+    });
+    if (!s) throw new NotFoundError("Submission", id);
+    const role = await courseRole(this.db, p, s.assignment.courseId).catch(() => null);
+    const staff = role !== null && isStaff(role);
+    if (!staff && s.userId !== p.userId) throw new NotFoundError("Submission", id);
+    return { s, staff };
+  }
+
+  async get(p: Principal, id: string) {
+    const { s, staff } = await this.visible(p, id);
+    return submissionView(s, staff, new Date());
+  }
+
+  async list(p: Principal, assignmentId: string, filter: { userId?: string; problem?: string }) {
+    const assignment = await this.db.assignment.findUnique({ where: { id: assignmentId } });
+    const role = assignment ? await courseRole(this.db, p, assignment.courseId).catch(() => null) : null;
+    if (!assignment || !role) throw new NotFoundError("Assignment", assignmentId);
+    const staff = isStaff(role);
+    const rows = await this.db.submission.findMany({
+      where: { assignmentId, problemSlug: filter.problem, userId: staff ? filter.userId : (p.userId ?? undefined) },
+      orderBy: [{ createdAt: "asc" }],
+      include: { assignment: true, grades: { orderBy: { createdAt: "desc" }, include: { problem: { include: { revision: true } } } } },
+    });
+    return rows.map((s) => submissionView(s, staff, new Date()));
+  }
+
+  /** A new grading run against the problem's latest revision; earlier grades stay as history. */
+  async regrade(p: Principal, id: string) {
+    const { s } = await this.visible(p, id);
+    await requireStaff(this.db, p, s.assignment.courseId);
+    const current = await this.problemSets.currentProblem(s.assignment.problemSetId, s.problemSlug);
+    const updated = await this.db.$transaction(async (tx) => {
+      const u = await tx.submission.update({
+        where: { id },
+        data: { status: "queued", gradingRun: { increment: 1 }, claims: 0, statusAt: new Date(), lastError: null, ...(current ? { problemId: current.problem.id } : {}) },
+      });
+      await audit(tx, p.userId, "submission.regrade", { type: "submission", id }, { run: u.gradingRun });
+      return u;
+    });
+    await this.enqueue(id, updated.gradingRun);
+    return { id, status: updated.status, run: updated.gradingRun };
+  }
+}
+
+export interface SubmitResult {
+  id: string;
+  status: string;
+  attempt: number;
+  replayed: boolean;
+}
+
+/** Fraction of the score kept: 1 on time, minus the penalty per started day late; refuses outside the window. */
+export function latenessFactor(a: { opensAt: Date | null; dueAt: Date | null; lateUntil: Date | null; latePenaltyPerDay: number }, now: Date): number {
+  if (a.opensAt && now < a.opensAt)
+    throw new AppError(403, "ASSIGNMENT_NOT_OPEN", `This assignment opens at ${a.opensAt.toISOString()}.`, { opensAt: a.opensAt });
+  if (!a.dueAt || now <= a.dueAt) return 1;
+  if (!a.lateUntil || now > a.lateUntil)
+    throw new AppError(403, "ASSIGNMENT_CLOSED", `Submissions closed at ${(a.lateUntil ?? a.dueAt).toISOString()}.`, {
+      closedAt: a.lateUntil ?? a.dueAt,
+    });
+  const daysLate = Math.ceil((now.getTime() - a.dueAt.getTime()) / DAY_MS);
+  return Math.max(0, 1 - daysLate * a.latePenaltyPerDay);
+}
+
