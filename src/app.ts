@@ -3,7 +3,13 @@ import rateLimit from "@fastify/rate-limit";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import Fastify, { type FastifyInstance } from "fastify";
-import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
+import {
+  jsonSchemaTransform,
+  jsonSchemaTransformObject,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from "fastify-type-provider-zod";
 import type { Config } from "./config.ts";
 import type { Db } from "./db.ts";
 import { installErrorHandling } from "./error-handler.ts";
@@ -75,7 +81,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerQueueDepth(deps.queue);
 
   app.addHook("onResponse", async (req, reply) => {
-    httpDuration.observe({ method: req.method, route: req.routeOptions.url ?? "unknown", status: reply.statusCode }, reply.elapsedTime / 1000);
+    httpDuration.observe(
+      { method: req.method, route: req.routeOptions.url ?? "unknown", status: reply.statusCode },
+      reply.elapsedTime / 1000,
+    );
   });
 
   await app.register(swagger, {
@@ -90,6 +99,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       security: [{ bearer: [] }],
     },
     transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject,
   });
   await app.register(swaggerUi, { routePrefix: "/docs" });
   await app.register(multipart, { limits: { fileSize: config.BUNDLE_LIMIT_BYTES, files: 1, fields: 10 } });

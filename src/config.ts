@@ -1,8 +1,6 @@
 import { z } from "zod";
 
-const bool = z
-  .enum(["true", "false", "1", "0"])
-  .transform((v) => v === "true" || v === "1");
+const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
 
 const schema = z.object({
   NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
@@ -27,8 +25,16 @@ const schema = z.object({
   /** How long a worker's hold on a job lasts without renewal; a killed worker's job is retaken after about this. */
   GRADING_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
   GRADER_TIMEOUT_S: z.coerce.number().positive().default(60),
-  BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
-  BUNDLE_LIMIT_BYTES: z.coerce.number().int().positive().default(64 * 1024 * 1024),
+  BODY_LIMIT_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(1024 * 1024),
+  BUNDLE_LIMIT_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024 * 1024),
   PROBLEMS_DIR: z.string().default("problems"),
   LOAD_PROBLEMS: bool.default(true),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

@@ -10,7 +10,11 @@ const FRAMEWORK_ERRORS: Record<string, [number, string, string]> = {
   FST_FILES_LIMIT: [413, "PAYLOAD_TOO_LARGE", "Send exactly one file."],
   FST_PARTS_LIMIT: [413, "PAYLOAD_TOO_LARGE", "Too many multipart parts."],
   FST_FIELDS_LIMIT: [413, "PAYLOAD_TOO_LARGE", "Too many multipart fields."],
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported Content-Type; send application/json (or multipart/form-data for uploads)."],
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: [
+    415,
+    "UNSUPPORTED_MEDIA_TYPE",
+    "Unsupported Content-Type; send application/json (or multipart/form-data for uploads).",
+  ],
   FST_INVALID_MULTIPART_CONTENT_TYPE: [415, "UNSUPPORTED_MEDIA_TYPE", "This route takes multipart/form-data."],
   FST_ERR_CTP_INVALID_JSON_BODY: [400, "MALFORMED_JSON", "The body is not valid JSON."],
   FST_ERR_CTP_EMPTY_JSON_BODY: [400, "EMPTY_BODY", "Content-Type is application/json but the body is empty."],
@@ -19,7 +23,10 @@ const FRAMEWORK_ERRORS: Record<string, [number, string, string]> = {
   FST_MP_PREMATURE_CLOSE: [400, "BAD_REQUEST", "The upload was cut off before it finished."],
 };
 
-const send = (status: number, code: string, message: string, details?: unknown) => ({ status, body: { error: { code, message, ...(details === undefined ? {} : { details }) } } });
+const send = (status: number, code: string, message: string, details?: unknown) => ({
+  status,
+  body: { error: { code, message, ...(details === undefined ? {} : { details }) } },
+});
 
 function isDependencyDown(err: unknown): string | null {
   if (err instanceof Prisma.PrismaClientInitializationError) return "postgres";

@@ -73,9 +73,17 @@ async function main(mode: Mode) {
     const log = pino({ level: config.LOG_LEVEL, name: "worker" });
     const services = buildServices({ config, db, queue }, log);
     const worker = startGradingWorker(config, db, services.problemSets, log);
-    const sweeper = startSweeper(db, queue, { staleAfterMs: config.GRADING_STALE_AFTER_S * 1000, intervalMs: config.SWEEP_INTERVAL_S * 1000 }, log);
+    const sweeper = startSweeper(
+      db,
+      queue,
+      { staleAfterMs: config.GRADING_STALE_AFTER_S * 1000, intervalMs: config.SWEEP_INTERVAL_S * 1000 },
+      log,
+    );
     log.info({ concurrency: config.WORKER_CONCURRENCY }, "grading worker started");
-    closers.unshift(async () => sweeper.stop(), () => worker.close());
+    closers.unshift(
+      async () => sweeper.stop(),
+      () => worker.close(),
+    );
   }
 
   const shutdown = async (signal: string) => {

@@ -49,22 +49,35 @@ describe("students", () => {
   });
 
   it("listing an assignment shows only their own, whatever userId they ask for", async () => {
-    const res = await h.call("GET", `/v1/assignments/${assignmentA}/submissions?userId=${a.students[0]!.id}`, { token: a.students[1]!.token });
+    const res = await h.call("GET", `/v1/assignments/${assignmentA}/submissions?userId=${a.students[0]!.id}`, {
+      token: a.students[1]!.token,
+    });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual([]);
   });
 
   it("cannot submit to, list or even see another course's assignment", async () => {
     const s = a.students[0]!.token;
-    expect((await h.call("POST", `/v1/assignments/${assignmentB}/problems/single-choice/submissions`, { token: s, body: { answer: { selected: ["red"] } } })).statusCode).toBe(404);
+    expect(
+      (
+        await h.call("POST", `/v1/assignments/${assignmentB}/problems/single-choice/submissions`, {
+          token: s,
+          body: { answer: { selected: ["red"] } },
+        })
+      ).statusCode,
+    ).toBe(404);
     expect((await h.call("GET", `/v1/assignments/${assignmentB}/submissions`, { token: s })).statusCode).toBe(404);
     expect((await h.call("GET", `/v1/courses/${b.courseId}/assignments`, { token: s })).statusCode).toBe(404);
   });
 
   it("cannot do staff work in their own course (403: they know it exists)", async () => {
     const s = a.students[0]!;
-    expect((await h.call("POST", `/v1/courses/${a.courseId}/assignments`, { token: s.token, body: { problemSet: "grader-zoo" } })).statusCode).toBe(403);
-    expect((await h.call("PUT", `/v1/courses/${a.courseId}/enrollments/${s.id}`, { token: s.token, body: { role: "instructor" } })).statusCode).toBe(403);
+    expect(
+      (await h.call("POST", `/v1/courses/${a.courseId}/assignments`, { token: s.token, body: { problemSet: "grader-zoo" } })).statusCode,
+    ).toBe(403);
+    expect(
+      (await h.call("PUT", `/v1/courses/${a.courseId}/enrollments/${s.id}`, { token: s.token, body: { role: "instructor" } })).statusCode,
+    ).toBe(403);
     expect((await h.call("POST", `/v1/submissions/${subA0}/regrade`, { token: s.token })).statusCode).toBe(403);
     expect((await h.call("POST", "/v1/users", { token: s.token, body: { email: "x@example.org", name: "x" } })).statusCode).toBe(403);
     expect((await h.call("POST", "/v1/courses", { token: s.token, body: { slug: "mine", title: "mine" } })).statusCode).toBe(403);
@@ -74,7 +87,8 @@ describe("students", () => {
     const res = await h.call("GET", "/v1/problem-sets/grader-zoo", { token: a.students[0]!.token });
     expect(res.statusCode).toBe(200);
     const text = res.body;
-    for (const secret of ['"correct"', "1 / (H * W)", "transpose(X)", "mode collapse", "3.14159", '"rubric"', '"accept"']) expect(text).not.toContain(secret);
+    for (const secret of ['"correct"', "1 / (H * W)", "transpose(X)", "mode collapse", "3.14159", '"rubric"', '"accept"'])
+      expect(text).not.toContain(secret);
     const single = res.json().problems.find((p: { slug: string }) => p.slug === "single-choice");
     expect(single.answerFormat).toEqual({ options: expect.any(Array), multiple: false });
   });
@@ -86,14 +100,23 @@ describe("staff", () => {
     expect((await h.call("GET", `/v1/submissions/${subA0}`, { token: b.instructor.token })).statusCode).toBe(404);
     expect((await h.call("GET", `/v1/assignments/${assignmentA}/submissions`, { token: b.instructor.token })).statusCode).toBe(404);
     expect((await h.call("POST", `/v1/submissions/${subA0}/regrade`, { token: b.instructor.token })).statusCode).toBe(404);
-    expect((await h.call("PUT", `/v1/courses/${a.courseId}/enrollments/${b.students[0]!.id}`, { token: b.instructor.token, body: { role: "student" } })).statusCode).toBe(404);
+    expect(
+      (
+        await h.call("PUT", `/v1/courses/${a.courseId}/enrollments/${b.students[0]!.id}`, {
+          token: b.instructor.token,
+          body: { role: "student" },
+        })
+      ).statusCode,
+    ).toBe(404);
   });
 
   it("a TA sees submissions but cannot create assignments or enroll people", async () => {
     const ta = await mkUser("ta-a@example.org");
     await h.call("PUT", `/v1/courses/${a.courseId}/enrollments/${ta.id}`, { token: a.instructor.token, body: { role: "ta" } });
     expect((await h.call("GET", `/v1/submissions/${subA0}`, { token: ta.token })).statusCode).toBe(200);
-    expect((await h.call("POST", `/v1/courses/${a.courseId}/assignments`, { token: ta.token, body: { problemSet: "grader-zoo" } })).statusCode).toBe(403);
+    expect(
+      (await h.call("POST", `/v1/courses/${a.courseId}/assignments`, { token: ta.token, body: { problemSet: "grader-zoo" } })).statusCode,
+    ).toBe(403);
   });
 
   it("only admins and instructors may upload problem sets", async () => {

@@ -63,7 +63,10 @@ describe("malformed requests", () => {
 
   it("an oversized body is a 413", async () => {
     const before = await rows();
-    const res = await h.call("POST", submitUrl(open, "short-text"), { token: w.students[0]!.token, body: { answer: { text: "x".repeat(30_000) } } });
+    const res = await h.call("POST", submitUrl(open, "short-text"), {
+      token: w.students[0]!.token,
+      body: { answer: { text: "x".repeat(30_000) } },
+    });
     expectError(res, 413, "PAYLOAD_TOO_LARGE");
     expect(await rows()).toBe(before);
   });
@@ -77,7 +80,11 @@ describe("malformed requests", () => {
       ["expression", { expression: 42 }],
       ["short-text", "just a string"],
     ] as const) {
-      const err = expectError(await h.call("POST", submitUrl(open, problem), { token: w.students[0]!.token, body: { answer } }), 400, "INVALID_ANSWER");
+      const err = expectError(
+        await h.call("POST", submitUrl(open, problem), { token: w.students[0]!.token, body: { answer } }),
+        400,
+        "INVALID_ANSWER",
+      );
       expect(err.details.issues.length).toBeGreaterThan(0);
     }
     expect(await rows()).toBe(before);
@@ -86,14 +93,22 @@ describe("malformed requests", () => {
   it("unknown or malformed ids are 404 / 400, unknown routes a 404 in the same shape", async () => {
     const t = w.students[0]!.token;
     expectError(await h.call("POST", submitUrl(open, "no-such-problem"), { token: t, body: { answer: {} } }), 404, "NOT_FOUND");
-    expectError(await h.call("POST", submitUrl("00000000-0000-4000-8000-000000000000"), { token: t, body: { answer: {} } }), 404, "NOT_FOUND");
+    expectError(
+      await h.call("POST", submitUrl("00000000-0000-4000-8000-000000000000"), { token: t, body: { answer: {} } }),
+      404,
+      "NOT_FOUND",
+    );
     expectError(await h.call("GET", "/v1/submissions/not-a-uuid", { token: t }), 400, "VALIDATION_ERROR");
     expectError(await h.call("GET", "/v1/problem-sets/nope", { token: t }), 404, "NOT_FOUND");
     expectError(await h.call("GET", "/v1/nothing-here", { token: t }), 404, "ROUTE_NOT_FOUND");
   });
 
   it("conflicting creates are 409s; impossible assignments 422s", async () => {
-    expectError(await h.call("POST", "/v1/courses", { token: w.adminToken, body: { slug: "dl-101", title: "again" } }), 409, "COURSE_SLUG_TAKEN");
+    expectError(
+      await h.call("POST", "/v1/courses", { token: w.adminToken, body: { slug: "dl-101", title: "again" } }),
+      409,
+      "COURSE_SLUG_TAKEN",
+    );
     expectError(
       await h.call("POST", "/v1/users", { token: w.adminToken, body: { email: "STUDENT0-dl-101@example.org", name: "dup" } }),
       409,
@@ -107,7 +122,11 @@ describe("malformed requests", () => {
       "INVALID_SCHEDULE",
     );
     expect(err.details[0].field).toBe("lateUntil");
-    expectError(await h.call("POST", url, { token: w.instructor.token, body: { problemSet: "grader-zoo", dueAt: "tomorrow" } }), 400, "VALIDATION_ERROR");
+    expectError(
+      await h.call("POST", url, { token: w.instructor.token, body: { problemSet: "grader-zoo", dueAt: "tomorrow" } }),
+      400,
+      "VALIDATION_ERROR",
+    );
   });
 });
 
@@ -117,7 +136,9 @@ describe("tokens", () => {
     expectError(await h.call("GET", "/v1/problem-sets", { token: "agt_nope" }), 401, "INVALID_TOKEN");
 
     const s = w.students[1]!;
-    const created = (await h.call("POST", `/v1/users/${s.id}/tokens`, { token: s.token, body: { name: "laptop", expiresInDays: 1 } })).json();
+    const created = (
+      await h.call("POST", `/v1/users/${s.id}/tokens`, { token: s.token, body: { name: "laptop", expiresInDays: 1 } })
+    ).json();
     expect((await h.call("GET", "/v1/me", { token: created.token })).statusCode).toBe(200);
     expect((await h.call("DELETE", `/v1/users/${s.id}/tokens/${created.id}`, { token: s.token })).statusCode).toBe(204);
     expectError(await h.call("GET", "/v1/me", { token: created.token }), 401, "TOKEN_REVOKED");
@@ -143,17 +164,29 @@ describe("submission windows and attempts", () => {
     const before = await rows();
     const notYet = await createAssignment(h, w, { problemSet: "grader-zoo", opensAt: iso(DAY) });
     expectError(await h.call("POST", submitUrl(notYet), { token: t, body: { answer: { selected: ["red"] } } }), 403, "ASSIGNMENT_NOT_OPEN");
-    const closed = await createAssignment(h, w, { problemSet: "grader-zoo", opensAt: iso(-3 * DAY), dueAt: iso(-2 * DAY), lateUntil: iso(-DAY) });
+    const closed = await createAssignment(h, w, {
+      problemSet: "grader-zoo",
+      opensAt: iso(-3 * DAY),
+      dueAt: iso(-2 * DAY),
+      lateUntil: iso(-DAY),
+    });
     expectError(await h.call("POST", submitUrl(closed), { token: t, body: { answer: { selected: ["red"] } } }), 403, "ASSIGNMENT_CLOSED");
     expect(await rows()).toBe(before);
 
-    const late = await createAssignment(h, w, { problemSet: "grader-zoo", dueAt: iso(-DAY - 1000), lateUntil: iso(DAY), latePenaltyPerDay: 0.25 });
+    const late = await createAssignment(h, w, {
+      problemSet: "grader-zoo",
+      dueAt: iso(-DAY - 1000),
+      lateUntil: iso(DAY),
+      latePenaltyPerDay: 0.25,
+    });
     const res = await h.call("POST", submitUrl(late), { token: t, body: { answer: { selected: ["red"] } } });
     expect(res.statusCode).toBe(202);
     const sub = await h.db.submission.findUniqueOrThrow({ where: { id: res.json().id } });
     expect(sub.lateFactor).toBeCloseTo(0.5); // two started days late × 25 %
     // staff try problems out regardless of the window
-    expect((await h.call("POST", submitUrl(notYet), { token: w.instructor.token, body: { answer: { selected: ["red"] } } })).statusCode).toBe(202);
+    expect(
+      (await h.call("POST", submitUrl(notYet), { token: w.instructor.token, body: { answer: { selected: ["red"] } } })).statusCode,
+    ).toBe(202);
   });
 
   it("attempts are counted atomically: concurrent submissions cannot both take the last one", async () => {
@@ -164,7 +197,11 @@ describe("submission windows and attempts", () => {
     );
     const codes = results.map((r) => r.statusCode).sort();
     expect(codes).toEqual([202, 202, 409, 409, 409, 409]);
-    const err = expectError(results.find((r) => r.statusCode === 409)!, 409, "ATTEMPTS_EXHAUSTED");
+    const err = expectError(
+      results.find((r) => r.statusCode === 409)!,
+      409,
+      "ATTEMPTS_EXHAUSTED",
+    );
     expect(err.details).toEqual({ used: 2, max: 2 });
     expect(err.message).toMatch(/2/);
     const attempts = (await h.db.submission.findMany({ where: { assignmentId: limited } })).map((s) => s.attempt).sort();
@@ -180,7 +217,11 @@ describe("submission windows and attempts", () => {
     expect(again.statusCode).toBe(202);
     expect(again.json()).toEqual(first.json());
     expect(again.headers["idempotent-replayed"]).toBe("true");
-    expectError(await h.call("POST", submitUrl(open), { token: t, headers, body: { answer: { selected: ["dog"] } } }), 409, "IDEMPOTENCY_KEY_REUSED");
+    expectError(
+      await h.call("POST", submitUrl(open), { token: t, headers, body: { answer: { selected: ["dog"] } } }),
+      409,
+      "IDEMPOTENCY_KEY_REUSED",
+    );
     expect(await h.db.submission.count({ where: { idempotencyKey: "retry-me-1" } })).toBe(1);
   });
 });

@@ -18,7 +18,9 @@ async function submit(token: string, problem: string, answer: unknown) {
 async function studentParams(token: string) {
   const res = await h.call("GET", "/v1/problem-sets/grader-zoo", { token });
   expect(res.statusCode).toBe(200);
-  return Object.fromEntries(res.json().problems.map((p: { slug: string; answerFormat: { params?: object } }) => [p.slug, p.answerFormat.params ?? {}]));
+  return Object.fromEntries(
+    res.json().problems.map((p: { slug: string; answerFormat: { params?: object } }) => [p.slug, p.answerFormat.params ?? {}]),
+  );
 }
 
 const matmulT = (x: number[][]) => x.map((r) => x.map((s) => r.reduce((acc, v, k) => acc + v * s[k]!, 0)));
@@ -88,7 +90,9 @@ describe("the whole flow, one grader type at a time", () => {
 
   it("text: a point per distinct reason, capped", async () => {
     const t = w.students[1]!.token;
-    const full = await submit(t, "short-text", { text: "Mode collapse, and the min-max game has no convergence guarantee. Also vanishing gradients." });
+    const full = await submit(t, "short-text", {
+      text: "Mode collapse, and the min-max game has no convergence guarantee. Also vanishing gradients.",
+    });
     expect(full).toMatchObject({ status: "graded", score: 2, maxScore: 2 });
     expect(await submit(t, "short-text", { text: "The generator suffers mode collapse." })).toMatchObject({ score: 1 });
     expect(await submit(t, "short-text", { text: "Because the learning rate is too small." })).toMatchObject({ score: 0 });
@@ -111,7 +115,9 @@ describe("the whole flow, one grader type at a time", () => {
     const all = (await h.call("GET", `/v1/assignments/${assignmentId}/submissions`, { token: w.instructor.token })).json();
     expect(new Set(all.map((s: { userId: string }) => s.userId)).size).toBe(2);
     const filtered = (
-      await h.call("GET", `/v1/assignments/${assignmentId}/submissions?userId=${w.students[0]!.id}&problem=expression`, { token: w.instructor.token })
+      await h.call("GET", `/v1/assignments/${assignmentId}/submissions?userId=${w.students[0]!.id}&problem=expression`, {
+        token: w.instructor.token,
+      })
     ).json();
     expect(filtered.length).toBe(4);
     expect(filtered.every((s: { problem: string }) => s.problem === "expression")).toBe(true);

@@ -19,8 +19,7 @@ async function submitQueued(answer: unknown = { selected: ["red"] }) {
 }
 
 const gradeDeps = () => ({ db: h.db, problemSets: h.app.services.problemSets, maxClaims: 6, timeoutMs: 5000 });
-const ageSubmission = (id: string, ms: number) =>
-  h.db.submission.update({ where: { id }, data: { statusAt: new Date(Date.now() - ms) } });
+const ageSubmission = (id: string, ms: number) => h.db.submission.update({ where: { id }, data: { statusAt: new Date(Date.now() - ms) } });
 
 beforeAll(async () => {
   // No worker runs until a test starts one, so jobs stay where the test puts them.
@@ -34,7 +33,10 @@ afterAll(() => h?.close());
 describe("exactly one grade per run", () => {
   it("a job processed twice (even concurrently) writes one grade", async () => {
     const id = await submitQueued();
-    const outcomes = await Promise.all([gradeSubmission(gradeDeps(), { submissionId: id, run: 1 }), gradeSubmission(gradeDeps(), { submissionId: id, run: 1 })]);
+    const outcomes = await Promise.all([
+      gradeSubmission(gradeDeps(), { submissionId: id, run: 1 }),
+      gradeSubmission(gradeDeps(), { submissionId: id, run: 1 }),
+    ]);
     expect(outcomes).toContain("graded");
     expect(await gradeSubmission(gradeDeps(), { submissionId: id, run: 1 })).toBe("skipped");
     expect(await h.db.grade.count({ where: { submissionId: id } })).toBe(1);
@@ -79,7 +81,11 @@ describe("nothing is lost", () => {
   it("a worker killed mid-grade leaves nothing stuck: the job is taken again and graded once", async () => {
     const id = await submitQueued();
     // A worker takes the job and claims the submission, then dies without finishing or releasing its lock.
-    const doomed = new Worker(QUEUE_NAME, null, { connection: redisConnection(h.config), prefix: h.config.QUEUE_PREFIX, lockDuration: 1000 });
+    const doomed = new Worker(QUEUE_NAME, null, {
+      connection: redisConnection(h.config),
+      prefix: h.config.QUEUE_PREFIX,
+      lockDuration: 1000,
+    });
     const job = await doomed.getNextJob("doomed-token");
     expect(job?.id).toBe(jobIdFor({ submissionId: id, run: 1 }));
     await h.db.submission.update({ where: { id }, data: { status: "running", claims: 1 } });

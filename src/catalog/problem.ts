@@ -13,7 +13,7 @@ const problemSchema = z.strictObject({
 /** A statement that is one word ending in .md names a file; anything else is Markdown itself. */
 const STATEMENT_FILE = /^\S+\.md$/;
 /** `{{name}}` placeholders a randomised problem fills in per student. */
-const PLACEHOLDER = /\{\{\s*([A-Za-z_]\w*)\s*\}\}/g;
+const PLACEHOLDER = /\{\{\s*([A-Za-z][A-Za-z0-9_]*)\s*\}\}/g;
 /** Any fixed seed will do: load-time checks only need params() and answerFormat() to work. */
 const CHECK_SEED = "catalog-load-check";
 
@@ -35,7 +35,11 @@ export function loadProblem(slug: string, files: ReadonlyMap<string, Uint8Array>
   if (grader?.placeholders && statement !== undefined) {
     for (const [, name] of statement.text.matchAll(PLACEHOLDER)) {
       if (!grader.placeholders.includes(name!)) {
-        errors.push({ file: statement.file, path: statement.path, message: `placeholder {{${name}}} is not a parameter of the grader (parameters: ${grader.placeholders.join(", ") || "none"})` });
+        errors.push({
+          file: statement.file,
+          path: statement.path,
+          message: `placeholder {{${name}}} is not a parameter of the grader (parameters: ${grader.placeholders.join(", ") || "none"})`,
+        });
       }
     }
   }
@@ -65,7 +69,12 @@ interface Statement {
   ownFile?: string;
 }
 
-function resolveStatement(slug: string, value: unknown, files: ReadonlyMap<string, Uint8Array>, errors: BundleError[]): Statement | undefined {
+function resolveStatement(
+  slug: string,
+  value: unknown,
+  files: ReadonlyMap<string, Uint8Array>,
+  errors: BundleError[],
+): Statement | undefined {
   if (typeof value !== "string") return undefined;
   const yamlFile = `${slug}/problem.yaml`;
   const name = value.trim();
@@ -96,7 +105,12 @@ interface CheckedGrader {
   placeholders?: string[];
 }
 
-function loadGrader(file: string, value: unknown, files: ReadonlyMap<string, Uint8Array>, errors: BundleError[]): CheckedGrader | undefined {
+function loadGrader(
+  file: string,
+  value: unknown,
+  files: ReadonlyMap<string, Uint8Array>,
+  errors: BundleError[],
+): CheckedGrader | undefined {
   if (!isRecord(value) || typeof value.type !== "string") return undefined;
   const { type, ...rest } = value;
   const grader = getGrader(type);
@@ -114,7 +128,11 @@ function loadGrader(file: string, value: unknown, files: ReadonlyMap<string, Uin
   const before = errors.length;
   for (const name of grader.privateFiles?.(config) ?? []) {
     if (!files.has(name.replace(/^\.\//, ""))) {
-      errors.push({ file, path: fieldPath("grader", findValue(rest, name) ?? []), message: `file "${name}" named by the grader config is not in the problem folder` });
+      errors.push({
+        file,
+        path: fieldPath("grader", findValue(rest, name) ?? []),
+        message: `file "${name}" named by the grader config is not in the problem folder`,
+      });
     }
   }
   let placeholders: string[] | undefined;

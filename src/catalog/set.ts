@@ -47,11 +47,13 @@ export function loadSet(bundle: BundleFiles): LoadResult {
   const rawList = listed;
   rawList.forEach((p, i) => {
     if (rawList.indexOf(p) !== i) errors.push({ file: "set.yaml", path: `problems[${i}]`, message: `"${p}" is listed more than once` });
-    else if (!folders.includes(p)) errors.push({ file: "set.yaml", path: `problems[${i}]`, message: `no problem folder "${p}/" in the set` });
+    else if (!folders.includes(p))
+      errors.push({ file: "set.yaml", path: `problems[${i}]`, message: `no problem folder "${p}/" in the set` });
   });
   if (setBytes) {
     for (const f of folders) {
-      if (!listed.includes(f)) errors.push({ file: "set.yaml", path: "problems", message: `problem folder "${f}/" is not listed in problems` });
+      if (!listed.includes(f))
+        errors.push({ file: "set.yaml", path: "problems", message: `problem folder "${f}/" is not listed in problems` });
     }
   }
 

@@ -21,7 +21,7 @@ export function readTarGz(buffer: Uint8Array, limits: Partial<TarLimits> = {}): 
     return Promise.resolve(fail("", "not a gzip file: upload the set folder as a .tar.gz"));
   }
   // Headers, padding and pax records cost at most about 1.5 KiB per entry; anything beyond that
-  // (e.g. gigabytes of zeros after the end-of-archive marker) is a decompression bomb.
+  // (gigabytes of zeros in skipped litter, folder bodies or oversized pax records) is a bomb.
   const maxStream = lim.maxTotalBytes + lim.maxEntries * 1536 + MiB;
 
   return new Promise((resolve) => {
@@ -90,7 +90,7 @@ export function readTarGz(buffer: Uint8Array, limits: Partial<TarLimits> = {}): 
     parser.on("warn", (code: string, message: string) => {
       if (done) return;
       const unrecognised = entries === 0;
-      stop("", unrecognised ? "the gzip data is not a tar archive, or an empty one" : `damaged tar archive (${code}): ${message}`);
+      stop("", unrecognised ? "the gzip data is not a tar archive" : `damaged tar archive (${code}): ${message}`);
     });
     parser.on("error", (err: Error) => {
       if (!done) stop("", `damaged tar archive: ${err.message}`);

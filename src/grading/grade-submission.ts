@@ -51,7 +51,15 @@ export async function gradeSubmission(deps: GradeDeps, job: GradingJob): Promise
   const problem = await loadProblem(deps, s.problemId);
   const started = performance.now();
   const result = await withTimeout(
-    Promise.resolve(problem.grader.grade({ config: problem.config, privateData: problem.privateData, answer: s.answer, seed: s.seed, points: problem.points })),
+    Promise.resolve(
+      problem.grader.grade({
+        config: problem.config,
+        privateData: problem.privateData,
+        answer: s.answer,
+        seed: s.seed,
+        points: problem.points,
+      }),
+    ),
     deps.timeoutMs,
   );
   const durationMs = Math.round(performance.now() - started);

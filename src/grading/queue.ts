@@ -25,7 +25,9 @@ export function redisConnection(config: Pick<Config, "REDIS_URL">): ConnectionOp
 
 export type GradingQueue = Queue<GradingJob>;
 
-export function createGradingQueue(config: Pick<Config, "REDIS_URL" | "QUEUE_PREFIX" | "GRADING_ATTEMPTS" | "GRADING_BACKOFF_MS">): GradingQueue {
+export function createGradingQueue(
+  config: Pick<Config, "REDIS_URL" | "QUEUE_PREFIX" | "GRADING_ATTEMPTS" | "GRADING_BACKOFF_MS">,
+): GradingQueue {
   return new Queue<GradingJob>(QUEUE_NAME, {
     connection: redisConnection(config),
     prefix: config.QUEUE_PREFIX,

@@ -23,10 +23,7 @@ export const operationRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (_req, reply) => {
-      const [pg, redis] = await Promise.allSettled([
-        withTimeout(app.db.$queryRaw`SELECT 1`, 2000),
-        withTimeout(app.queue.count(), 2000),
-      ]);
+      const [pg, redis] = await Promise.allSettled([withTimeout(app.db.$queryRaw`SELECT 1`, 2000), withTimeout(app.queue.count(), 2000)]);
       const body = { postgres: pg.status === "fulfilled" ? "ok" : "down", redis: redis.status === "fulfilled" ? "ok" : "down" } as const;
       return reply.status(body.postgres === "ok" && body.redis === "ok" ? 200 : 503).send(body);
     },

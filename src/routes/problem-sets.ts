@@ -5,12 +5,20 @@ import { BadRequestError, UnprocessableError } from "../errors.ts";
 import { authErrors, errorBody } from "./schemas.ts";
 
 const problemSummary = z.object({ slug: z.string(), title: z.string(), points: z.number(), type: z.string() });
-const setSummary = z.object({ slug: z.string(), title: z.string(), revision: z.number().int(), problems: z.array(problemSummary) }).meta({ id: "ProblemSetSummary" });
+const setSummary = z
+  .object({ slug: z.string(), title: z.string(), revision: z.number().int(), problems: z.array(problemSummary) })
+  .meta({ id: "ProblemSetSummary" });
 
 export const problemSetRoutes: FastifyPluginAsyncZod = async (app) => {
   app.get(
     "/v1/problem-sets",
-    { schema: { tags: ["problem-sets"], summary: "List problem sets at their latest revision", response: { 200: z.array(setSummary), ...authErrors } } },
+    {
+      schema: {
+        tags: ["problem-sets"],
+        summary: "List problem sets at their latest revision",
+        response: { 200: z.array(setSummary), ...authErrors },
+      },
+    },
     async () => app.services.problemSets.list(),
   );
 
@@ -58,7 +66,11 @@ export const problemSetRoutes: FastifyPluginAsyncZod = async (app) => {
       const buffer = await file.toBuffer();
       const loaded = await loadSetFromTarGz(buffer, { maxTotalBytes: app.config.BUNDLE_LIMIT_BYTES });
       if (!loaded.ok)
-        throw new UnprocessableError("INVALID_BUNDLE", `The bundle has ${loaded.errors.length} error(s); each names its file and field.`, loaded.errors);
+        throw new UnprocessableError(
+          "INVALID_BUNDLE",
+          `The bundle has ${loaded.errors.length} error(s); each names its file and field.`,
+          loaded.errors,
+        );
       const saved = await app.services.problemSets.save(loaded.set, "upload", req.principal);
       return reply.status(201).send(saved);
     },

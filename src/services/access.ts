@@ -20,21 +20,14 @@ export async function courseRole(db: Db, p: Principal, courseId: string): Promis
   const course = await db.course.findUnique({ where: { id: courseId }, select: { id: true } });
   if (course && p.role === "admin") return "instructor";
   const enrollment =
-    course && p.userId
-      ? await db.enrollment.findUnique({ where: { courseId_userId: { courseId, userId: p.userId } } })
-      : null;
+    course && p.userId ? await db.enrollment.findUnique({ where: { courseId_userId: { courseId, userId: p.userId } } }) : null;
   if (!enrollment) throw new NotFoundError("Course", courseId);
   return enrollment.role;
 }
 
 export const isStaff = (role: CourseRole): boolean => STAFF.includes(role);
 
-export async function requireCourseRole(
-  db: Db,
-  p: Principal,
-  courseId: string,
-  allowed: readonly CourseRole[],
-): Promise<CourseRole> {
+export async function requireCourseRole(db: Db, p: Principal, courseId: string, allowed: readonly CourseRole[]): Promise<CourseRole> {
   const role = await courseRole(db, p, courseId);
   if (!allowed.includes(role)) throw new ForbiddenError(`This needs the course role ${allowed.join(" or ")}; you are ${role}.`);
   return role;

@@ -10,7 +10,9 @@ import { isUniqueViolation } from "../lib/prisma-errors.ts";
 import { audit } from "./audit.ts";
 import type { Principal } from "./auth.ts";
 
-const latestRevision = { revisions: { orderBy: { revision: "desc" as const }, take: 1, include: { problems: { orderBy: { position: "asc" as const } } } } };
+const latestRevision = {
+  revisions: { orderBy: { revision: "desc" as const }, take: 1, include: { problems: { orderBy: { position: "asc" as const } } } },
+};
 
 /** A problem ready to grade: its grader, parsed config and private files. */
 export interface GradableProblem {
@@ -81,7 +83,13 @@ export class ProblemSetService {
         },
         include: { problems: { orderBy: { position: "asc" } } },
       });
-      await audit(tx, actor?.userId ?? null, "problem_set.revision", { type: "problem_set", id: ps.id }, { revision: revision.revision, source });
+      await audit(
+        tx,
+        actor?.userId ?? null,
+        "problem_set.revision",
+        { type: "problem_set", id: ps.id },
+        { revision: revision.revision, source },
+      );
       return { created: true, ...summary(set.slug, revision, revision.problems) };
     });
   }

@@ -8,9 +8,7 @@ const feedbackSchema = gradeResultSchema.shape.feedback;
 /** What a test shows a student: hidden tests never, `after_due` ones once the due date passed. */
 function studentTests(tests: TestResult[], dueAt: Date | null, now: Date): Omit<TestResult, "visibility">[] {
   const pastDue = dueAt !== null && now > dueAt;
-  return tests
-    .filter((t) => t.visibility === "visible" || (t.visibility === "after_due" && pastDue))
-    .map(({ visibility: _, ...t }) => t);
+  return tests.filter((t) => t.visibility === "visible" || (t.visibility === "after_due" && pastDue)).map(({ visibility: _, ...t }) => t);
 }
 
 /** The API shape of a submission; the newest grade is the current one. Staff also see how it was graded. */

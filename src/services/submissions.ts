@@ -160,7 +160,14 @@ export class SubmissionService {
     const updated = await this.db.$transaction(async (tx) => {
       const u = await tx.submission.update({
         where: { id },
-        data: { status: "queued", gradingRun: { increment: 1 }, claims: 0, statusAt: new Date(), lastError: null, ...(current ? { problemId: current.problem.id } : {}) },
+        data: {
+          status: "queued",
+          gradingRun: { increment: 1 },
+          claims: 0,
+          statusAt: new Date(),
+          lastError: null,
+          ...(current ? { problemId: current.problem.id } : {}),
+        },
       });
       await audit(tx, p.userId, "submission.regrade", { type: "submission", id }, { run: u.gradingRun });
       return u;
@@ -178,7 +185,10 @@ export interface SubmitResult {
 }
 
 /** Fraction of the score kept: 1 on time, minus the penalty per started day late; refuses outside the window. */
-export function latenessFactor(a: { opensAt: Date | null; dueAt: Date | null; lateUntil: Date | null; latePenaltyPerDay: number }, now: Date): number {
+export function latenessFactor(
+  a: { opensAt: Date | null; dueAt: Date | null; lateUntil: Date | null; latePenaltyPerDay: number },
+  now: Date,
+): number {
   if (a.opensAt && now < a.opensAt)
     throw new AppError(403, "ASSIGNMENT_NOT_OPEN", `This assignment opens at ${a.opensAt.toISOString()}.`, { opensAt: a.opensAt });
   if (!a.dueAt || now <= a.dueAt) return 1;
@@ -189,4 +199,3 @@ export function latenessFactor(a: { opensAt: Date | null; dueAt: Date | null; la
   const daysLate = Math.ceil((now.getTime() - a.dueAt.getTime()) / DAY_MS);
   return Math.max(0, 1 - daysLate * a.latePenaltyPerDay);
 }
-

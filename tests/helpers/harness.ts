@@ -18,7 +18,11 @@ export interface Harness {
   queue: GradingQueue;
   app: FastifyInstance;
   startWorker(overrides?: Partial<Config>): Worker;
-  call(method: string, url: string, opts?: { token?: string; body?: unknown; headers?: Record<string, string> }): Promise<LightMyRequestResponse>;
+  call(
+    method: string,
+    url: string,
+    opts?: { token?: string; body?: unknown; headers?: Record<string, string> },
+  ): Promise<LightMyRequestResponse>;
   loadSet(dir: string): Promise<void>;
   close(): Promise<void>;
 }
@@ -96,11 +100,17 @@ export async function createWorld(h: Harness, opts: { students?: number; course?
   const admin = await mkUser(`admin-${course}@example.org`, ADMIN_TOKEN, "admin");
   const instructor = await mkUser(`prof-${course}@example.org`, admin.token);
   const c = await expectStatus(await h.call("POST", "/v1/courses", { token: admin.token, body: { slug: course, title: course } }), 201);
-  await expectStatus(await h.call("PUT", `/v1/courses/${c.id}/enrollments/${instructor.id}`, { token: admin.token, body: { role: "instructor" } }), 200);
+  await expectStatus(
+    await h.call("PUT", `/v1/courses/${c.id}/enrollments/${instructor.id}`, { token: admin.token, body: { role: "instructor" } }),
+    200,
+  );
   const students = [];
   for (let i = 0; i < (opts.students ?? 2); i++) {
     const s = await mkUser(`student${i}-${course}@example.org`, admin.token);
-    await expectStatus(await h.call("PUT", `/v1/courses/${c.id}/enrollments/${s.id}`, { token: instructor.token, body: { role: "student" } }), 200);
+    await expectStatus(
+      await h.call("PUT", `/v1/courses/${c.id}/enrollments/${s.id}`, { token: instructor.token, body: { role: "student" } }),
+      200,
+    );
     students.push(s);
   }
   return { adminToken: admin.token, courseId: c.id, instructor, students };
