@@ -58,3 +58,23 @@ describe("operations", () => {
     expect(res.body).toMatch(/swagger-ui/i);
   });
 });
+
+describe("when a dependency is down", () => {
+  it("requests get 503 DEPENDENCY_UNAVAILABLE and /readyz says which", async () => {
+    const { buildApp } = await import("../src/app.ts");
+    const { createDb } = await import("../src/db.ts");
+    const db = createDb("postgresql://postgres@127.0.0.1:1/nowhere");
+    const app = await buildApp({ config: { ...h.config }, db, queue: h.queue });
+    try {
+      const res = await app.inject({ method: "GET", url: "/v1/me", headers: { authorization: "Bearer agt_x" } });
+      expect(res.statusCode).toBe(503);
+      expect(res.json().error).toMatchObject({ code: "DEPENDENCY_UNAVAILABLE", details: { dependency: "postgres" } });
+      const ready = await app.inject({ method: "GET", url: "/readyz" });
+      expect(ready.statusCode).toBe(503);
+      expect(ready.json()).toEqual({ postgres: "down", redis: "ok" });
+    } finally {
+      await app.close();
+      await db.$disconnect();
+    }
+  });
+});
