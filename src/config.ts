@@ -17,6 +17,8 @@ const schema = z.object({
     .or(z.literal("").transform(() => undefined)),
   /** Secret behind per-student seeds; students must not be able to compute each other's numbers. */
   SEED_SECRET: z.string().min(16).default("dev-seed-secret-change-me"),
+  /** `npm run worker` serves /metrics and /healthz here (0 turns it off); `npm start` uses the API's. */
+  WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
   GRADING_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
   GRADING_BACKOFF_MS: z.coerce.number().int().min(0).default(2000),

@@ -1,4 +1,5 @@
 import { Redis } from "ioredis";
+import { pino } from "pino";
 import { buildApp, buildServices } from "./app.ts";
 import { loadAllSets, formatBundleErrors } from "./catalog/index.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
@@ -6,6 +7,7 @@ import { createDb, type Db } from "./db.ts";
 import { createGradingQueue } from "./grading/queue.ts";
 import { startSweeper } from "./grading/sweeper.ts";
 import { startGradingWorker } from "./grading/worker.ts";
+import { startWorkerHttp } from "./grading/worker-http.ts";
 
 type Mode = "api" | "worker" | "all";
 
@@ -69,7 +71,6 @@ async function main(mode: Mode) {
   }
 
   if (mode !== "api") {
-    const { pino } = await import("pino");
     const log = pino({ level: config.LOG_LEVEL, name: "worker" });
     const services = buildServices({ config, db, queue }, log);
     const worker = startGradingWorker(config, db, services.problemSets, log);
@@ -84,6 +85,10 @@ async function main(mode: Mode) {
       async () => sweeper.stop(),
       () => worker.close(),
     );
+    if (mode === "worker" && config.WORKER_METRICS_PORT) {
+      const server = await startWorkerHttp(config.WORKER_METRICS_PORT, config.HOST);
+      closers.push(() => new Promise((resolve) => server.close(resolve)));
+    }
   }
 
   const shutdown = async (signal: string) => {

@@ -84,4 +84,26 @@ describe("starting the platform", () => {
     p.child.kill("SIGTERM");
     expect(await p.exited).toBe(0);
   });
+
+  it("`worker` serves its own /metrics and /healthz, and stops cleanly on SIGTERM", async () => {
+    const port = 30_000 + Math.floor(Math.random() * 20_000);
+    const p = run(
+      "worker",
+      { DATABASE_URL: urlFor(database), WORKER_METRICS_PORT: String(port), QUEUE_PREFIX: `startup-w-${port}` },
+      60_000,
+    );
+    let metrics = "";
+    for (let i = 0; !metrics; i++) {
+      metrics = await fetch(`http://127.0.0.1:${port}/metrics`).then(
+        (r) => (r.ok ? r.text() : ""),
+        () => "",
+      );
+      if (i > 200) throw new Error(`no metrics:\n${p.output()}`);
+      if (!metrics) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(metrics).toContain("# TYPE autograder_grading_duration_seconds histogram");
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    p.child.kill("SIGTERM");
+    expect(await p.exited).toBe(0);
+  });
 });
