@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { ModelRuntime, ModelSpec } from "./onnx/types.ts";
 
 /** Who may see a test's details: everyone, nobody but staff, or students once the due date passed. */
 export const visibilitySchema = z.enum(["visible", "hidden", "after_due"]);
@@ -24,6 +25,8 @@ export const gradeResultSchema = z.object({
   }),
   /** Set when the grader is not confident (e.g. free text); staff should look. */
   needsReview: z.boolean().optional(),
+  /** Model graders: how the score was made (provider, onnxruntime version, input seed), for reproduction. */
+  provenance: z.object({ executionProvider: z.string(), ortVersion: z.string(), inputSeed: z.string() }).optional(),
 });
 export type GradeResult = z.infer<typeof gradeResultSchema>;
 
@@ -38,6 +41,11 @@ export interface GradeInput<C, A> {
   seed: string;
   /** The problem's points: a full-marks answer scores exactly this. */
   points: number;
+  /** Model graders only: the uploaded model's bytes (answer holds its sha256), and where to run models. */
+  model?: Uint8Array;
+  runtime?: ModelRuntime;
+  /** Long evaluations report progress (the CLI draws a bar from it). */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /** Values a randomised problem shows one student, substituted into `{{name}}` in the statement. */
@@ -56,5 +64,7 @@ export interface Grader<C = any, A = any> {
   params?(config: C, seed: string): Params;
   /** Files of the problem folder the config names; the catalog checks they exist. */
   privateFiles?(config: C): string[];
+  /** Graders that take an uploaded model: the signature and budget preflight checks before any session. */
+  modelSpec?(config: C): ModelSpec;
   grade(input: GradeInput<C, A>): GradeResult | Promise<GradeResult>;
 }

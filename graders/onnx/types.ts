@@ -1,0 +1,109 @@
+import { z } from "zod";
+
+/**
+ * The contract between ONNX graders, the sandbox that runs models, and the worker that joins them.
+ * Graders never load onnxruntime themselves: they get a ModelRuntime, which in production runs every
+ * model (the student's and the reference) in a sandboxed child process.
+ */
+
+export const dtypeSchema = z.enum(["float32", "float64", "int64", "int32", "uint8", "bool"]);
+export type DType = z.infer<typeof dtypeSchema>;
+
+export type TensorData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
+
+/** A plain tensor that crosses process boundaries (structured clone) unchanged. */
+export interface Tensor {
+  dtype: DType;
+  dims: number[];
+  data: TensorData;
+}
+
+/** A dimension is fixed (a number) or free and named (e.g. "N" for the batch). */
+export const dimSchema = z.union([z.number().int().min(1), z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/)]);
+export type Dim = z.infer<typeof dimSchema>;
+
+export const tensorSpecSchema = z.strictObject({
+  name: z.string().min(1).max(200),
+  dtype: dtypeSchema.default("float32"),
+  shape: z.array(dimSchema).max(8),
+});
+export type TensorSpec = z.infer<typeof tensorSpecSchema>;
+
+export const budgetSchema = z.strictObject({
+  /** Upload size limit for this problem (the server-wide cap still applies). */
+  maxBytes: z
+    .number()
+    .int()
+    .min(1)
+    .default(16 * 1024 * 1024),
+  /** Total elements of all initializers and Constant tensors. */
+  maxParameters: z.number().int().min(0).default(5_000_000),
+  /** Nodes, counting those inside subgraphs and functions. */
+  maxNodes: z.number().int().min(1).default(2_000),
+  /** The largest single initializer/Constant, in bytes: stops constants that blow up memory. */
+  maxConstantBytes: z
+    .number()
+    .int()
+    .min(1)
+    .default(64 * 1024 * 1024),
+});
+export type Budget = z.infer<typeof budgetSchema>;
+
+/** What an uploaded model must look like; checked by preflight before any session exists. */
+export interface ModelSpec {
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  budget: Budget;
+}
+
+export type ModelFaultCode =
+  | "MODEL_LOAD_FAILED" // onnxruntime refused to create a session
+  | "MODEL_RUN_FAILED" // run() threw (shape or type mismatch inside the graph, bad op use)
+  | "MODEL_TIMEOUT" // wall-clock limit: the child was killed
+  | "MODEL_OUT_OF_MEMORY" // address-space cap hit
+  | "MODEL_CRASHED" // the child died for another reason
+  | "MODEL_BAD_OUTPUT"; // missing output, wrong dims or dtype, non-finite values where not allowed
+
+/** A fault of the model being run: graders turn it into a `rejected` result with this message. */
+export class ModelFault extends Error {
+  constructor(
+    readonly code: ModelFaultCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ModelFault";
+  }
+}
+
+export interface ModelSession {
+  /** The provider that actually runs this session ("cuda" or "cpu"), after any fallback. */
+  readonly executionProvider: string;
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  /** Throws ModelFault for faults of the model; other errors are infrastructure failures. */
+  run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>>;
+  close(): Promise<void>;
+}
+
+export interface ModelRuntime {
+  readonly ortVersion: string;
+  /** Throws ModelFault when the model cannot be loaded. `role` is for logs and limits. */
+  open(model: Uint8Array, opts: { role: "submission" | "reference" }): Promise<ModelSession>;
+}
+
+/** Provenance a model grader reports so that a score can be reproduced; stored on the Grade. */
+export interface ModelProvenance {
+  executionProvider: string;
+  ortVersion: string;
+  inputSeed: string;
+}
+
+/** The answer of every model problem: the upload, by content hash (the bytes come as GradeInput.model). */
+export const modelAnswerSchema = z.strictObject({
+  model: z.strictObject({
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    size: z.number().int().min(1),
+    filename: z.string().max(255).optional(),
+  }),
+});
+export type ModelAnswer = z.infer<typeof modelAnswerSchema>;
