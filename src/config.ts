@@ -37,6 +37,27 @@ const schema = z.object({
     .int()
     .positive()
     .default(64 * 1024 * 1024),
+  /** Server-wide cap on an uploaded model; a problem's budget may set a lower one. */
+  MODEL_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024 * 1024),
+  /** Execution providers in order of preference; a failing one falls back to the next once. */
+  GRADER_EXECUTION_PROVIDERS: z
+    .string()
+    .default("cuda,cpu")
+    .transform((s) => s.split(",").map((p) => p.trim()).filter(Boolean))
+    .pipe(z.array(z.enum(["cuda", "cpu"])).min(1)),
+  GRADER_INTRA_OP_THREADS: z.coerce.number().int().min(0).default(1),
+  GRADER_INTER_OP_THREADS: z.coerce.number().int().min(0).default(1),
+  /** Sandbox children per worker process (each runs one model at a time). */
+  SANDBOX_POOL_SIZE: z.coerce.number().int().min(1).max(64).optional(),
+  /** onnxruntime-node leaks across sessions: a child is replaced after this many models. */
+  SANDBOX_RECYCLE_AFTER: z.coerce.number().int().min(1).default(50),
+  SANDBOX_MEMORY_MB: z.coerce.number().int().min(256).default(2048),
+  /** Wall-clock limit for loading a model and for each inference batch; the child is killed past it. */
+  MODEL_TIMEOUT_S: z.coerce.number().positive().default(20),
   PROBLEMS_DIR: z.string().default("problems"),
   LOAD_PROBLEMS: bool.default(true),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

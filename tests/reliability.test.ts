@@ -18,7 +18,15 @@ async function submitQueued(answer: unknown = { selected: ["red"] }) {
   return res.json().id as string;
 }
 
-const gradeDeps = () => ({ db: h.db, problemSets: h.app.services.problemSets, maxClaims: 6, timeoutMs: 5000 });
+const gradeDeps = () => ({
+  db: h.db,
+  problemSets: h.app.services.problemSets,
+  modelRuntime: () => {
+    throw new Error("these tests grade no models");
+  },
+  maxClaims: 6,
+  timeoutMs: 5000,
+});
 const ageSubmission = (id: string, ms: number) => h.db.submission.update({ where: { id }, data: { statusAt: new Date(Date.now() - ms) } });
 
 beforeAll(async () => {

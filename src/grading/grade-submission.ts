@@ -1,4 +1,7 @@
+import type { ModelRuntime } from "../../graders/onnx/types.ts";
+import { rejected } from "../../graders/result.ts";
 import { gradeResultSchema, type GradeResult } from "../../graders/types.ts";
+import { preflight } from "./onnx/preflight.ts";
 import type { Db } from "../db.ts";
 import { isUniqueViolation } from "../lib/prisma-errors.ts";
 import { gradingDuration, gradingOutcomes } from "../metrics.ts";
@@ -8,6 +11,8 @@ import type { GradingJob } from "./queue.ts";
 export interface GradeDeps {
   db: Db;
   problemSets: ProblemSetService;
+  /** Where models run: the sandbox pool, created on the first model problem a worker meets. */
+  modelRuntime: () => ModelRuntime;
   /** A run claimed more often than this (workers dying on it) is given up as failed. */
   maxClaims: number;
   timeoutMs: number;
@@ -81,6 +86,10 @@ export async function gradeSubmission(deps: GradeDeps, job: GradingJob): Promise
           problemId: problem.id,
           graderType: problem.grader.type,
           graderVersion: problem.grader.version,
+          executionProvider: r.provenance?.executionProvider,
+          ortVersion: r.provenance?.ortVersion,
+          inputSeed: r.provenance?.inputSeed,
+          hashes: { ...(s.modelSha256 ? { model: s.modelSha256 } : {}), assets: problem.assetHashes },
           durationMs,
         },
       });
@@ -95,6 +104,29 @@ export async function gradeSubmission(deps: GradeDeps, job: GradingJob): Promise
   }
   gradingDuration.observe({ grader: problem.grader.type, status }, durationMs / 1000);
   return outcome(status);
+}
+
+async function loadModel(db: Db, sha256: string): Promise<Uint8Array> {
+  const blob = await db.blob.findUniqueOrThrow({ where: { sha256 } });
+  return new Uint8Array(blob.data);
+}
+
+/**
+ * Model answers go through preflight again before any session: the API checked them, but against
+ * the revision current then, and a worker must not trust what another process wrote.
+ */
+async function runGrader(
+  problem: GradableProblem,
+  s: { answer: unknown; seed: string },
+  model: Uint8Array | undefined,
+  modelRuntime: () => ModelRuntime,
+): Promise<GradeResult> {
+  const input = { config: problem.config, privateData: problem.privateData, answer: s.answer, seed: s.seed, points: problem.points };
+  if (!problem.grader.modelSpec) return problem.grader.grade(input);
+  if (!model) return rejected(problem.points, "This problem takes an ONNX model, and the submission has none.");
+  const check = preflight(model, problem.grader.modelSpec(problem.config));
+  if (!check.ok) return rejected(problem.points, `Model refused (${check.code}): ${check.message}`);
+  return problem.grader.grade({ ...input, model, runtime: modelRuntime() });
 }
 
 /** After the last retry an infrastructure failure is visible to staff as `failed`, never left `running`. */

@@ -4,16 +4,21 @@ import type { Db } from "../db.ts";
 import { gradingOutcomes } from "../metrics.ts";
 import type { ProblemSetService } from "../services/problem-sets.ts";
 import { gradeSubmission, markFailed } from "./grade-submission.ts";
+import { createModelRuntime, type ModelRuntimeConfig, type SandboxRuntime } from "./model-runtime.ts";
 import { gradingJobSchema, QUEUE_NAME, redisConnection, type GradingJob } from "./queue.ts";
 
 type WorkerConfig = Pick<
   Config,
   "REDIS_URL" | "QUEUE_PREFIX" | "WORKER_CONCURRENCY" | "GRADING_ATTEMPTS" | "GRADER_TIMEOUT_S" | "GRADING_LOCK_MS"
->;
+> &
+  ModelRuntimeConfig;
 type Logger = { info(obj: object, msg: string): void; warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
 
 export function startGradingWorker(config: WorkerConfig, db: Db, problemSets: ProblemSetService, log: Logger): Worker<GradingJob> {
-  const deps = { db, problemSets, maxClaims: config.GRADING_ATTEMPTS * 2, timeoutMs: config.GRADER_TIMEOUT_S * 1000 };
+  // One sandbox pool per worker process, started when the first model problem arrives.
+  let runtime: SandboxRuntime | undefined;
+  const modelRuntime = () => (runtime ??= createModelRuntime(config, log));
+  const deps = { db, problemSets, modelRuntime, maxClaims: config.GRADING_ATTEMPTS * 2, timeoutMs: config.GRADER_TIMEOUT_S * 1000 };
   const worker = new Worker<GradingJob>(
     QUEUE_NAME,
     async (job: Job<GradingJob>) => {
@@ -40,5 +45,6 @@ export function startGradingWorker(config: WorkerConfig, db: Db, problemSets: Pr
     },
   );
   worker.on("error", (err) => log.error({ err }, "grading worker error"));
+  worker.on("closed", () => void runtime?.close());
   return worker;
 }

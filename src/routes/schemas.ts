@@ -38,6 +38,7 @@ export const submissionBody = z
     gradedAt: z.date().nullable(),
     // Staff only:
     answer: z.unknown().optional(),
+    modelSha256: z.string().nullable().optional(),
     lastError: z.string().nullable().optional(),
     needsReview: z.boolean().optional(),
     grades: z
@@ -54,6 +55,9 @@ export const submissionBody = z
           graderVersion: z.string(),
           problemRevision: z.number().int(),
           executionProvider: z.string().nullable(),
+          ortVersion: z.string().nullable(),
+          inputSeed: z.string().nullable(),
+          hashes: z.unknown(),
           durationMs: z.number().int(),
           comment: z.string().nullable(),
           createdAt: z.date(),

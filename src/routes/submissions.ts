@@ -1,6 +1,21 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
+import type { FastifyRequest } from "fastify";
+import { BadRequestError } from "../errors.ts";
 import { authErrors, errorBody, submissionBody, uuid } from "./schemas.ts";
+
+async function readModel(req: FastifyRequest, maxBytes: number) {
+  const file = await req.file({ limits: { fileSize: maxBytes, files: 1 } });
+  if (!file || file.fieldname !== "model")
+    throw new BadRequestError("MISSING_MODEL", "Send the ONNX file as the multipart file field `model`.");
+  return { bytes: new Uint8Array(await file.toBuffer()), filename: file.filename };
+}
+
+function requireBody<T>(body: T | undefined): T {
+  if (body === undefined)
+    throw new BadRequestError("MISSING_BODY", "Send JSON {answer}, or multipart/form-data with the file field `model`.");
+  return body;
+}
 
 export const submissionRoutes: FastifyPluginAsyncZod = async (app) => {
   app.post(
@@ -10,24 +25,31 @@ export const submissionRoutes: FastifyPluginAsyncZod = async (app) => {
         tags: ["submissions"],
         summary: "Submit an answer; grading happens on a worker (poll GET /v1/submissions/{id})",
         description:
-          "JSON `{answer}` whose shape the problem's `answerFormat` gives. With `Idempotency-Key`, a retried request returns the first submission instead of a new attempt.",
+          "JSON `{answer}` whose shape the problem's `answerFormat` gives, or, for ONNX problems, multipart/form-data with the file field `model` " +
+          "(checked before it is stored: ONNX parse, signature and budget from `answerFormat`; 422 `MODEL_REJECTED` with `details.reason`). " +
+          "With `Idempotency-Key`, a retried request returns the first submission instead of a new attempt.",
+        consumes: ["application/json", "multipart/form-data"],
         params: z.object({ assignmentId: uuid, problemSlug: z.string().max(100) }),
         headers: z.object({ "idempotency-key": z.string().min(1).max(200).optional() }),
-        body: z.strictObject({ answer: z.unknown() }),
+        body: z.strictObject({ answer: z.unknown() }).optional(),
         response: {
           202: z.object({ id: uuid, status: z.string(), attempt: z.number().int() }),
           ...authErrors,
           409: errorBody,
           413: errorBody,
           415: errorBody,
+          422: errorBody,
         },
       },
     },
     async (req, reply) => {
+      const payload = req.isMultipart()
+        ? { model: await readModel(req, app.config.MODEL_MAX_BYTES) }
+        : { answer: requireBody(req.body).answer };
       const result = await app.services.submissions.submit(req.principal, {
         assignmentId: req.params.assignmentId,
         problemSlug: req.params.problemSlug,
-        answer: req.body.answer,
+        ...payload,
         idempotencyKey: req.headers["idempotency-key"],
       });
       if (result.replayed) reply.header("Idempotent-Replayed", "true");

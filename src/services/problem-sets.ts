@@ -24,6 +24,8 @@ export interface GradableProblem {
   grader: Grader;
   config: unknown;
   privateData: PrivateData;
+  /** sha256 of each private file, recorded on grades so a score can be reproduced. */
+  assetHashes: Record<string, string>;
 }
 
 export class ProblemSetService {
@@ -151,6 +153,7 @@ export class ProblemSetService {
       grader,
       config: grader.configSchema.parse(problem.graderConfig),
       privateData: new Map(problem.assets.map((a) => [a.path, new Uint8Array(a.blob.data)])),
+      assetHashes: Object.fromEntries(problem.assets.map((a) => [a.path, a.blobSha256])),
     };
   }
 

@@ -36,6 +36,7 @@ export function submissionView(s: Row, staff: boolean, now: Date) {
   return {
     ...base,
     answer: s.answer,
+    modelSha256: s.modelSha256,
     lastError: s.lastError,
     needsReview: grade?.needsReview ?? false,
     grades: s.grades.map((g) => ({
@@ -50,6 +51,9 @@ export function submissionView(s: Row, staff: boolean, now: Date) {
       graderVersion: g.graderVersion,
       problemRevision: g.problem.revision.revision,
       executionProvider: g.executionProvider,
+      ortVersion: g.ortVersion,
+      inputSeed: g.inputSeed,
+      hashes: g.hashes,
       durationMs: g.durationMs,
       comment: g.comment,
       createdAt: g.createdAt,

@@ -1,7 +1,7 @@
 import type { Config } from "../config.ts";
 import type { Db, Prisma } from "../db.ts";
-import { AppError, BadRequestError, ConflictError, NotFoundError } from "../errors.ts";
-import { sha256, studentSeed } from "../lib/crypto.ts";
+import { AppError, ConflictError, NotFoundError } from "../errors.ts";
+import { studentSeed } from "../lib/crypto.ts";
 import { isUniqueViolation } from "../lib/prisma-errors.ts";
 import { enqueueGrading, type GradingQueue } from "../grading/queue.ts";
 import { courseRole, isStaff, requireStaff, requireUser } from "./access.ts";
@@ -9,6 +9,7 @@ import { audit } from "./audit.ts";
 import type { Principal } from "./auth.ts";
 import type { ProblemSetService } from "./problem-sets.ts";
 import { submissionView } from "./submission-view.ts";
+import { prepareAnswer, type UploadedModel } from "./answers.ts";
 
 const DAY_MS = 86_400_000;
 const MAX_INSERT_TRIES = 5;
@@ -16,7 +17,8 @@ const MAX_INSERT_TRIES = 5;
 export interface SubmitInput {
   assignmentId: string;
   problemSlug: string;
-  answer: unknown;
+  answer?: unknown;
+  model?: UploadedModel;
   idempotencyKey?: string;
 }
 
@@ -27,7 +29,7 @@ export class SubmissionService {
     private readonly db: Db,
     private readonly queue: GradingQueue,
     private readonly problemSets: ProblemSetService,
-    private readonly config: Pick<Config, "SEED_SECRET">,
+    private readonly config: Pick<Config, "SEED_SECRET" | "MODEL_MAX_BYTES">,
     private readonly log: Logger,
   ) {}
 
@@ -41,7 +43,7 @@ export class SubmissionService {
     const current = await this.problemSets.currentProblem(assignment.problemSetId, input.problemSlug);
     if (!current) throw new NotFoundError(`Problem '${input.problemSlug}' in assignment`, input.assignmentId);
 
-    const requestHash = sha256(JSON.stringify({ problem: input.problemSlug, answer: input.answer ?? null }));
+    const { answer, blob, requestHash } = prepareAnswer(current.grader, current.problem, input, this.config.MODEL_MAX_BYTES);
     if (input.idempotencyKey) {
       const replay = await this.replay(userId, input.idempotencyKey, requestHash);
       if (replay) return replay;
@@ -51,12 +53,6 @@ export class SubmissionService {
     // Staff may submit at any time to try a problem out; windows bind students.
     const lateFactor = isStaff(role) ? 1 : latenessFactor(assignment, now);
 
-    const parsed = current.grader.answerSchema.safeParse(input.answer);
-    if (!parsed.success)
-      throw new BadRequestError("INVALID_ANSWER", `This answer does not fit a '${current.problem.graderType}' problem.`, {
-        issues: parsed.error.issues.map((i) => ({ path: ["answer", ...i.path].join("."), message: i.message })),
-      });
-
     const seed = studentSeed(this.config.SEED_SECRET, userId, current.setSlug, current.problem.slug);
     const submission = await this.insertWithNextAttempt({
       assignmentId: assignment.id,
@@ -64,7 +60,15 @@ export class SubmissionService {
       problemSlug: input.problemSlug,
       problemId: current.problem.id,
       maxAttempts: isStaff(role) ? null : assignment.maxAttempts,
-      data: { answer: parsed.data as Prisma.InputJsonValue, seed, lateFactor, idempotencyKey: input.idempotencyKey, requestHash },
+      blob,
+      data: {
+        answer: answer as Prisma.InputJsonValue,
+        modelSha256: blob?.sha256,
+        seed,
+        lateFactor,
+        idempotencyKey: input.idempotencyKey,
+        requestHash,
+      },
     });
     if (!submission) return (await this.replay(userId, input.idempotencyKey!, requestHash))!;
     await this.enqueue(submission.id, 1);
@@ -99,9 +103,10 @@ export class SubmissionService {
     problemSlug: string;
     problemId: string;
     maxAttempts: number | null;
+    blob?: { sha256: string; bytes: Uint8Array };
     data: Omit<Prisma.SubmissionUncheckedCreateInput, "assignmentId" | "userId" | "problemSlug" | "problemId" | "attempt">;
   }) {
-    const { assignmentId, userId, problemSlug, problemId, maxAttempts, data } = args;
+    const { assignmentId, userId, problemSlug, problemId, maxAttempts, blob, data } = args;
     for (let tries = 0; tries < MAX_INSERT_TRIES; tries++) {
       const last = await this.db.submission.aggregate({ where: { assignmentId, userId, problemSlug }, _max: { attempt: true } });
       const used = last._max.attempt ?? 0;
@@ -109,6 +114,11 @@ export class SubmissionService {
         throw new ConflictError("ATTEMPTS_EXHAUSTED", `All ${maxAttempts} attempts at this problem are used.`, { used, max: maxAttempts });
       try {
         return await this.db.$transaction(async (tx) => {
+          if (blob)
+            await tx.blob.createMany({
+              data: [{ sha256: blob.sha256, size: blob.bytes.byteLength, data: blob.bytes as Uint8Array<ArrayBuffer> }],
+              skipDuplicates: true,
+            });
           const s = await tx.submission.create({ data: { ...data, assignmentId, userId, problemSlug, problemId, attempt: used + 1 } });
           await audit(tx, userId, "submission.create", { type: "submission", id: s.id }, { attempt: s.attempt });
           return s;

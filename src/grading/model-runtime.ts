@@ -1,0 +1,33 @@
+import type { Config } from "../config.ts";
+import { createSandboxRuntime, type SandboxLogger, type SandboxRuntime } from "./onnx/runtime.ts";
+
+export type { SandboxRuntime };
+
+export type ModelRuntimeConfig = Pick<
+  Config,
+  | "GRADER_EXECUTION_PROVIDERS"
+  | "GRADER_INTRA_OP_THREADS"
+  | "GRADER_INTER_OP_THREADS"
+  | "SANDBOX_POOL_SIZE"
+  | "SANDBOX_RECYCLE_AFTER"
+  | "SANDBOX_MEMORY_MB"
+  | "MODEL_TIMEOUT_S"
+  | "WORKER_CONCURRENCY"
+>;
+
+/** The sandboxed child-process pool where every model (student's and reference) runs. */
+export function createModelRuntime(config: ModelRuntimeConfig, logger: SandboxLogger): SandboxRuntime {
+  const timeoutMs = Math.round(config.MODEL_TIMEOUT_S * 1000);
+  return createSandboxRuntime({
+    providers: config.GRADER_EXECUTION_PROVIDERS,
+    // A grade may hold a student's session and a reference session at once.
+    size: config.SANDBOX_POOL_SIZE ?? config.WORKER_CONCURRENCY * 2,
+    recycleAfter: config.SANDBOX_RECYCLE_AFTER,
+    memoryBytes: config.SANDBOX_MEMORY_MB * 1024 * 1024,
+    loadTimeoutMs: timeoutMs,
+    runTimeoutMs: timeoutMs,
+    intraOpNumThreads: config.GRADER_INTRA_OP_THREADS,
+    interOpNumThreads: config.GRADER_INTER_OP_THREADS,
+    logger,
+  });
+}
