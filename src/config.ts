@@ -47,7 +47,12 @@ const schema = z.object({
   GRADER_EXECUTION_PROVIDERS: z
     .string()
     .default("cuda,cpu")
-    .transform((s) => s.split(",").map((p) => p.trim()).filter(Boolean))
+    .transform((s) =>
+      s
+        .split(",")
+        .map((p) => p.trim())
+        .filter(Boolean),
+    )
     .pipe(z.array(z.enum(["cuda", "cpu"])).min(1)),
   GRADER_INTRA_OP_THREADS: z.coerce.number().int().min(0).default(1),
   GRADER_INTER_OP_THREADS: z.coerce.number().int().min(0).default(1),

@@ -36,14 +36,19 @@ export async function runChecked(
   const result = await session.run(feeds);
   for (const spec of outputs) {
     const t = result[spec.name];
-    if (!t) throw new ModelFault("MODEL_BAD_OUTPUT", `The model has no output named '${spec.name}' (it has: ${Object.keys(result).join(", ")}).`);
+    if (!t)
+      throw new ModelFault("MODEL_BAD_OUTPUT", `The model has no output named '${spec.name}' (it has: ${Object.keys(result).join(", ")}).`);
     if (t.dtype !== spec.dtype) throw new ModelFault("MODEL_BAD_OUTPUT", `Output '${spec.name}' is ${t.dtype}; expected ${spec.dtype}.`);
     const want = spec.shape.map((d) => (typeof d === "number" ? d : (free[d] ?? -1)));
     const ok = t.dims.length === want.length && want.every((d, i) => d === -1 || d === t.dims[i]);
     if (!ok)
-      throw new ModelFault("MODEL_BAD_OUTPUT", `Output '${spec.name}' has shape [${t.dims.join(", ")}]; expected [${want.map((d, i) => (d === -1 ? spec.shape[i] : d)).join(", ")}].`);
+      throw new ModelFault(
+        "MODEL_BAD_OUTPUT",
+        `Output '${spec.name}' has shape [${t.dims.join(", ")}]; expected [${want.map((d, i) => (d === -1 ? spec.shape[i] : d)).join(", ")}].`,
+      );
     if (t.data instanceof Float32Array || t.data instanceof Float64Array)
-      for (const v of t.data) if (!Number.isFinite(v)) throw new ModelFault("MODEL_BAD_OUTPUT", `Output '${spec.name}' contains NaN or infinite values.`);
+      for (const v of t.data)
+        if (!Number.isFinite(v)) throw new ModelFault("MODEL_BAD_OUTPUT", `Output '${spec.name}' contains NaN or infinite values.`);
   }
   return result;
 }

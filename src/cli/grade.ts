@@ -80,9 +80,18 @@ async function main() {
 
 function print(r: GradeResult, params?: object) {
   if (params && Object.keys(params).length) console.log(`parameters: ${JSON.stringify(params)}`);
-  console.table(r.feedback.tests.map((t) => ({ test: t.name, score: `${t.score}/${t.maxScore}`, status: t.status, visibility: t.visibility, message: t.message })));
+  console.table(
+    r.feedback.tests.map((t) => ({
+      test: t.name,
+      score: `${t.score}/${t.maxScore}`,
+      status: t.status,
+      visibility: t.visibility,
+      message: t.message,
+    })),
+  );
   console.log(`${r.status}: ${r.score}/${r.maxScore} — ${r.feedback.summary}${r.needsReview ? " (flagged for manual review)" : ""}`);
-  if (r.provenance) console.log(`provider ${r.provenance.executionProvider}, onnxruntime ${r.provenance.ortVersion}, input seed ${r.provenance.inputSeed}`);
+  if (r.provenance)
+    console.log(`provider ${r.provenance.executionProvider}, onnxruntime ${r.provenance.ortVersion}, input seed ${r.provenance.inputSeed}`);
 }
 
 const quietLog = { warn: (obj: object, msg: string) => console.error(`warning: ${msg} ${JSON.stringify(obj)}`) };

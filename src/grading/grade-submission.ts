@@ -55,18 +55,8 @@ export async function gradeSubmission(deps: GradeDeps, job: GradingJob): Promise
 
   const problem = await loadProblem(deps, s.problemId);
   const started = performance.now();
-  const result = await withTimeout(
-    Promise.resolve(
-      problem.grader.grade({
-        config: problem.config,
-        privateData: problem.privateData,
-        answer: s.answer,
-        seed: s.seed,
-        points: problem.points,
-      }),
-    ),
-    deps.timeoutMs,
-  );
+  const model = s.modelSha256 ? await loadModel(db, s.modelSha256) : undefined;
+  const result = await withTimeout(runGrader(problem, s, model, deps.modelRuntime), deps.timeoutMs);
   const durationMs = Math.round(performance.now() - started);
   const r: GradeResult = gradeResultSchema.parse(result);
   const status = r.status === "graded" ? "graded" : r.status === "rejected" ? "rejected" : "failed";

@@ -11,12 +11,6 @@ async function readModel(req: FastifyRequest, maxBytes: number) {
   return { bytes: new Uint8Array(await file.toBuffer()), filename: file.filename };
 }
 
-function requireBody<T>(body: T | undefined): T {
-  if (body === undefined)
-    throw new BadRequestError("MISSING_BODY", "Send JSON {answer}, or multipart/form-data with the file field `model`.");
-  return body;
-}
-
 export const submissionRoutes: FastifyPluginAsyncZod = async (app) => {
   app.post(
     "/v1/assignments/:assignmentId/problems/:problemSlug/submissions",
@@ -28,10 +22,9 @@ export const submissionRoutes: FastifyPluginAsyncZod = async (app) => {
           "JSON `{answer}` whose shape the problem's `answerFormat` gives, or, for ONNX problems, multipart/form-data with the file field `model` " +
           "(checked before it is stored: ONNX parse, signature and budget from `answerFormat`; 422 `MODEL_REJECTED` with `details.reason`). " +
           "With `Idempotency-Key`, a retried request returns the first submission instead of a new attempt.",
-        consumes: ["application/json", "multipart/form-data"],
         params: z.object({ assignmentId: uuid, problemSlug: z.string().max(100) }),
         headers: z.object({ "idempotency-key": z.string().min(1).max(200).optional() }),
-        body: z.strictObject({ answer: z.unknown() }).optional(),
+        body: z.strictObject({ answer: z.unknown() }),
         response: {
           202: z.object({ id: uuid, status: z.string(), attempt: z.number().int() }),
           ...authErrors,
@@ -41,11 +34,13 @@ export const submissionRoutes: FastifyPluginAsyncZod = async (app) => {
           422: errorBody,
         },
       },
+      // A multipart upload has no JSON body to validate; the file is read and checked in the handler.
+      preValidation: async (req) => {
+        if (req.isMultipart()) req.body = { answer: undefined };
+      },
     },
     async (req, reply) => {
-      const payload = req.isMultipart()
-        ? { model: await readModel(req, app.config.MODEL_MAX_BYTES) }
-        : { answer: requireBody(req.body).answer };
+      const payload = req.isMultipart() ? { model: await readModel(req, app.config.MODEL_MAX_BYTES) } : { answer: req.body.answer };
       const result = await app.services.submissions.submit(req.principal, {
         assignmentId: req.params.assignmentId,
         problemSlug: req.params.problemSlug,

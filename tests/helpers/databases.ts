@@ -1,7 +1,9 @@
 import pg from "pg";
 
 const base = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/autograder";
-export const TEMPLATE_DB = "autograder_test_template";
+/** Set by the global setup, so two test runs on one machine (CI and a developer) never share databases. */
+export const runId = () => process.env.AUTOGRADER_TEST_RUN ?? "local";
+export const templateDb = () => `autograder_test_template_${runId()}`;
 
 export function urlFor(database: string): string {
   const u = new URL(base);
@@ -22,8 +24,8 @@ export async function admin(...statements: string[]): Promise<void> {
 
 /** A fresh database for one test file, copied from the migrated template (much faster than migrating). */
 export async function createTestDatabase(name: string): Promise<string> {
-  const db = `autograder_test_${name.replace(/[^a-z0-9]/gi, "_").toLowerCase()}`;
-  await admin(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`, `CREATE DATABASE "${db}" TEMPLATE "${TEMPLATE_DB}"`);
+  const db = `autograder_test_${runId()}_${name.replace(/[^a-z0-9]/gi, "_").toLowerCase()}`;
+  await admin(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`, `CREATE DATABASE "${db}" TEMPLATE "${templateDb()}"`);
   return db;
 }
 

@@ -26,9 +26,7 @@ export const localRuntime: ModelRuntime = {
         } catch (e) {
           throw new ModelFault("MODEL_RUN_FAILED", (e as Error).message);
         }
-        return Object.fromEntries(
-          Object.entries(out).map(([k, t]) => [k, { dtype: t.type, dims: [...t.dims], data: t.data } as Tensor]),
-        );
+        return Object.fromEntries(Object.entries(out).map(([k, t]) => [k, { dtype: t.type, dims: [...t.dims], data: t.data } as Tensor]));
       },
       close: () => session.release(),
     };

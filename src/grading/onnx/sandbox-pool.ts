@@ -1,0 +1,294 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
+
+/**
+ * Child processes that run onnxruntime for the worker: each in an empty temporary working directory,
+ * with a scrubbed environment and an address-space cap, one request at a time. The pool keeps `size`
+ * children warm, lends them out, replaces the ones that die, are killed or have served enough models.
+ */
+
+export interface PoolOptions {
+  /** Children kept started and idle. */
+  size: number;
+  /** Upper bound while callers wait (a grader may hold a reference and a submission session at once). */
+  maxChildren: number;
+  recycleAfter: number;
+  acquireTimeoutMs: number;
+  startTimeoutMs: number;
+  memoryBytes: number;
+  /** Environment variables passed through to children; everything else (secrets, NODE_OPTIONS) is dropped. */
+  passEnv: readonly string[];
+  childScript: string;
+  ortEntry: string;
+  logger: { warn(obj: object, msg: string): void };
+  /** Runs on each new child before it is lent: the first session in a process pays onnxruntime's set-up. */
+  warmup?: (child: SandboxChild) => Promise<void>;
+}
+
+/** A child that ended or was killed while a request was in flight. */
+export class ChildGone extends Error {
+  constructor(
+    readonly reason: "timeout" | "exit",
+    message: string,
+    readonly stderr: string,
+    readonly signal: NodeJS.Signals | null = null,
+  ) {
+    super(message);
+  }
+}
+
+export type Reply = { id: number; ok: true; [key: string]: unknown } | { id: number; ok: false; kind: string; error: string };
+
+const STDERR_TAIL = 8192;
+
+export class SandboxChild {
+  readonly proc: ChildProcess;
+  readonly pid: number;
+  readonly ready: Promise<void>;
+  readonly exited: Promise<void>;
+  /** Models opened in this child; onnxruntime-node leaks across sessions, so the pool recycles at a limit. */
+  models = 0;
+  busy = false;
+  /** Set after an allocation failure: the process may be fragmented or half-broken, so it is not lent again. */
+  retire = false;
+  /** The process has exited. */
+  dead = false;
+  /** SIGKILL sent; the exit may not have arrived yet, but the child must never be lent again. */
+  killed = false;
+  stderr = "";
+  private seq = 0;
+  private pending: { id: number; resolve: (r: Reply) => void; reject: (e: Error) => void; timer: NodeJS.Timeout } | null = null;
+
+  constructor(opts: PoolOptions, prlimit: string | null) {
+    const cwd = mkdtempSync(join(tmpdir(), "onnx-sandbox-"));
+    const env: NodeJS.ProcessEnv = {};
+    for (const key of opts.passEnv) if (process.env[key] !== undefined) env[key] = process.env[key];
+    const node = [process.execPath, "--no-warnings", opts.childScript, opts.ortEntry];
+    const argv = prlimit ? [prlimit, `--as=${opts.memoryBytes}`, "--", ...node] : node;
+    this.proc = spawn(argv[0]!, argv.slice(1), { cwd, env, stdio: ["ignore", "ignore", "pipe", "ipc"], serialization: "advanced" });
+    this.pid = this.proc.pid ?? -1;
+    this.proc.stderr!.on("data", (chunk: Buffer) => {
+      this.stderr = (this.stderr + chunk.toString("utf8")).slice(-STDERR_TAIL);
+    });
+    this.exited = new Promise((resolve) => {
+      const end = (why: string, signal: NodeJS.Signals | null = null) => {
+        if (this.dead) return;
+        this.dead = true;
+        rmSync(cwd, { recursive: true, force: true });
+        this.fail(new ChildGone("exit", why, this.stderr, signal));
+        resolve();
+      };
+      // "close" rather than "exit": by then stderr is fully read, and it may say "bad_alloc".
+      this.proc.once("close", (code, signal) => end(signal ? `killed by ${signal}` : `exited with code ${code}`, signal));
+      // A process that could not be spawned reports only "error".
+      this.proc.once("error", (e) => end(`could not be spawned: ${e.message}`));
+    });
+    this.ready = new Promise<void>((resolve, reject) => {
+      const settle = (e?: Error) => {
+        clearTimeout(timer);
+        if (e) reject(e);
+        else resolve();
+      };
+      const timer = setTimeout(() => {
+        settle(new Error(`sandbox child did not start within ${opts.startTimeoutMs} ms`));
+        this.kill();
+      }, opts.startTimeoutMs);
+      this.proc.once("error", (e) => settle(new Error(`sandbox child could not be spawned: ${e.message}`)));
+      void this.exited.then(() =>
+        settle(new Error(`sandbox child exited while starting: ${this.stderr.trim().slice(-500) || "no output"}`)),
+      );
+      this.proc.once("message", (m: { type?: string }) =>
+        settle(m?.type === "ready" ? undefined : new Error("sandbox child spoke before it was ready")),
+      );
+    });
+    this.ready.catch(() => undefined);
+    this.proc.on("message", (m: Reply) => {
+      const p = this.pending;
+      if (!p || m?.id !== p.id) return;
+      this.pending = null;
+      clearTimeout(p.timer);
+      p.resolve(m);
+    });
+  }
+
+  /** One request; on timeout the child is killed with SIGKILL (onnxruntime cannot interrupt a run). */
+  request(msg: Record<string, unknown>, timeoutMs: number): Promise<Reply> {
+    if (this.gone) return Promise.reject(new ChildGone("exit", "the sandbox child is gone", this.stderr));
+    if (this.pending) return Promise.reject(new Error("sandbox child is busy with another request"));
+    const id = ++this.seq;
+    this.stderr = ""; // what a crash printed should be about this request, not an earlier model
+    return new Promise<Reply>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.fail(new ChildGone("timeout", `no answer within ${timeoutMs} ms`, this.stderr));
+        this.kill();
+      }, timeoutMs);
+      this.pending = { id, resolve, reject, timer };
+      this.proc.send({ ...msg, id }, (err) => {
+        if (err) this.fail(new ChildGone("exit", `could not reach the sandbox child: ${err.message}`, this.stderr));
+      });
+    });
+  }
+
+  get gone(): boolean {
+    return this.dead || this.killed;
+  }
+
+  kill() {
+    if (this.gone) return;
+    this.killed = true;
+    this.proc.kill("SIGKILL");
+  }
+
+  private fail(e: ChildGone) {
+    const p = this.pending;
+    if (!p) return;
+    this.pending = null;
+    clearTimeout(p.timer);
+    p.reject(e);
+  }
+}
+
+interface Waiter {
+  resolve: (c: SandboxChild) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+export class SandboxPool {
+  private readonly all = new Set<SandboxChild>();
+  private idle: SandboxChild[] = [];
+  private readonly waiters: Waiter[] = [];
+  private starting = 0;
+  /** Consecutive children that failed to start: stops the pool from respawning in a tight loop. */
+  private startFailures = 0;
+  closed = false;
+  private readonly prlimit: string | null;
+  readonly counters = { spawned: 0, recycled: 0, killed: 0 };
+
+  constructor(private readonly opts: PoolOptions) {
+    this.prlimit = findOnPath("prlimit");
+    if (!this.prlimit) opts.logger.warn({}, "prlimit not found: sandbox children run without an address-space cap");
+    this.refill();
+  }
+
+  async acquire(): Promise<SandboxChild> {
+    if (this.closed) throw new Error("sandbox pool is closed");
+    const child = this.idle.pop();
+    if (child) return this.lend(child);
+    const wait = new Promise<SandboxChild>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(waiter), 1);
+        reject(new Error(`no sandbox child became free within ${this.opts.acquireTimeoutMs} ms`));
+      }, this.opts.acquireTimeoutMs);
+      const waiter: Waiter = { resolve, reject, timer };
+      this.waiters.push(waiter);
+    });
+    if (this.starting < this.waiters.length && this.all.size < this.opts.maxChildren) this.spawn();
+    return this.lend(await wait);
+  }
+
+  /** Back from a caller: lent again, parked, or replaced when it is dead, retired or worn out. */
+  release(child: SandboxChild) {
+    child.busy = false;
+    if (child.gone) {
+      // Killed or exited: its exit takes it out of the pool.
+    } else if (child.retire || child.models >= this.opts.recycleAfter) {
+      this.counters.recycled++;
+      this.discard(child);
+    } else this.offer(child);
+    this.refill();
+  }
+
+  /** For a child that must not run anything else (timed out, misbehaving). */
+  destroy(child: SandboxChild) {
+    this.counters.killed++;
+    this.discard(child);
+    this.refill();
+  }
+
+  children(): readonly SandboxChild[] {
+    return [...this.all];
+  }
+
+  waiting(): number {
+    return this.waiters.length;
+  }
+
+  async close() {
+    this.closed = true;
+    for (const w of this.waiters.splice(0)) {
+      clearTimeout(w.timer);
+      w.reject(new Error("sandbox pool is closed"));
+    }
+    const all = [...this.all];
+    for (const c of all) c.kill();
+    await Promise.all(all.map((c) => c.exited));
+  }
+
+  private lend(child: SandboxChild): SandboxChild {
+    child.busy = true;
+    return child;
+  }
+
+  private offer(child: SandboxChild) {
+    const w = this.waiters.shift();
+    if (w) {
+      clearTimeout(w.timer);
+      w.resolve(child);
+    } else if (this.all.size > this.opts.size) this.discard(child);
+    else this.idle.push(child);
+  }
+
+  private discard(child: SandboxChild) {
+    this.all.delete(child);
+    this.idle = this.idle.filter((c) => c !== child);
+    child.kill();
+  }
+
+  private refill() {
+    while (!this.closed && this.startFailures === 0 && this.all.size < this.opts.size) this.spawn();
+  }
+
+  private spawn() {
+    const child = new SandboxChild(this.opts, this.prlimit);
+    this.all.add(child);
+    this.starting++;
+    this.counters.spawned++;
+    child.ready
+      .then(() => this.opts.warmup?.(child))
+      .then(
+        () => {
+          this.starting--;
+          this.startFailures = 0;
+          if (this.closed) child.kill();
+          else if (!child.gone) this.offer(child);
+        },
+        (e: Error) => {
+          this.starting--;
+          this.startFailures++;
+          child.kill();
+          this.opts.logger.warn({ err: e.message, pid: child.pid }, "sandbox child failed to start");
+          const w = this.waiters.shift();
+          if (w) {
+            clearTimeout(w.timer);
+            w.reject(e);
+          }
+        },
+      );
+    void child.exited.then(() => {
+      this.all.delete(child);
+      this.idle = this.idle.filter((c) => c !== child);
+      if (!child.busy) this.refill();
+    });
+  }
+}
+
+function findOnPath(cmd: string): string | null {
+  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
+    const p = join(dir, cmd);
+    if (dir && existsSync(p)) return p;
+  }
+  return null;
+}

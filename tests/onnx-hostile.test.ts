@@ -1,0 +1,105 @@
+import { randomBytes, createHash } from "node:crypto";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { enqueueGrading } from "../src/grading/queue.ts";
+import { multipart } from "./helpers/bundles.ts";
+import { createAssignment, createHarness, createWorld, waitForGrade, type Harness, type World } from "./helpers/harness.ts";
+
+const HOSTILE = "tests/fixtures/onnx/hostile";
+const SECRET = `s3cr3t-${randomBytes(8).toString("hex")}`;
+let h: Harness;
+let w: World;
+let assignmentId: string;
+
+const bytesOf = (name: string) => readFile(`${HOSTILE}/${name}.onnx`);
+const upload = async (name: string) =>
+  h.app.inject({
+    method: "POST",
+    url: `/v1/assignments/${assignmentId}/problems/double/submissions`,
+    headers: { authorization: `Bearer ${w.students[0]!.token}` },
+    payload: multipart("model", `${name}.onnx`, await bytesOf(name), "application/octet-stream") as any,
+  });
+
+/** After every hostile upload, a normal one must still grade correctly: nothing was poisoned. */
+async function expectBenignGrades() {
+  const res = await upload("benign");
+  expect(res.statusCode).toBe(202);
+  expect(await waitForGrade(h, res.json().id, w.students[0]!.token, 30_000)).toMatchObject({ status: "graded", score: 1 });
+}
+
+beforeAll(async () => {
+  // The file the external-data models name, where a naive worker would read it from.
+  await writeFile("secret.txt", SECRET);
+  h = await createHarness("onnx_hostile", { MODEL_TIMEOUT_S: "2", SANDBOX_POOL_SIZE: "2", GRADER_EXECUTION_PROVIDERS: "cpu" });
+  await h.loadSet("tests/fixtures/sets/onnx-hostile");
+  h.startWorker();
+  w = await createWorld(h, { students: 1 });
+  assignmentId = await createAssignment(h, w, { problemSet: "onnx-hostile" });
+}, 60_000);
+afterAll(async () => {
+  await rm("secret.txt", { force: true });
+  await h?.close();
+});
+
+describe("hostile uploads", () => {
+  it.each([
+    ["truncated", "NOT_ONNX"],
+    ["random", "NOT_ONNX"],
+    ["external_initializer", "EXTERNAL_DATA"],
+    ["external_constant", "EXTERNAL_DATA"],
+    ["external_subgraph", "EXTERNAL_DATA"],
+    ["external_function", "EXTERNAL_DATA"],
+    ["external_sparse", "EXTERNAL_DATA"],
+    ["custom_domain", "DOMAIN_NOT_ALLOWED"],
+    ["opset_too_new", "OPSET_UNSUPPORTED"],
+    ["cos_bomb_const", "CONSTANT_TOO_LARGE"],
+    ["function_bomb", "TOO_MANY_NODES"],
+    ["deep_if", "GRAPH_TOO_DEEP"],
+    ["fixed_batch", "INPUT_MISMATCH"],
+  ])("%s is refused in the request (%s), stores nothing, and the next upload grades", async (name, reason) => {
+    const before = await h.db.submission.count();
+    const res = await upload(name);
+    expect(res.statusCode).toBe(422);
+    expect(res.json().error).toMatchObject({ code: "MODEL_REJECTED", details: { reason } });
+    expect(res.body).not.toContain(SECRET);
+    expect(await h.db.submission.count()).toBe(before);
+    await expectBenignGrades();
+  });
+
+  it.each([
+    ["endless_loop", /MODEL_TIMEOUT/],
+    ["cos_bomb_input", /MODEL_OUT_OF_MEMORY|MODEL_CRASHED/],
+  ])("%s passes preflight, ends `rejected` with the reason, and the worker grades the next one", async (name, reason) => {
+    const res = await upload(name);
+    expect(res.statusCode).toBe(202);
+    const graded = await waitForGrade(h, res.json().id, w.students[0]!.token, 30_000);
+    expect(graded).toMatchObject({ status: "rejected", score: 0 });
+    expect(graded.feedback.summary).toMatch(reason);
+    await expectBenignGrades();
+  });
+
+  it("the worker runs preflight again: an external-data model that got past the API is rejected and leaks nothing", async () => {
+    const model = await bytesOf("external_initializer");
+    const sha256 = createHash("sha256").update(model).digest("hex");
+    const problem = await h.db.problem.findFirstOrThrow({ where: { slug: "double" } });
+    await h.db.blob.create({ data: { sha256, size: model.byteLength, data: model } });
+    const s = await h.db.submission.create({
+      data: {
+        assignmentId,
+        userId: w.students[0]!.id,
+        problemSlug: "double",
+        problemId: problem.id,
+        attempt: 1000,
+        answer: { model: { sha256, size: model.byteLength } },
+        modelSha256: sha256,
+        seed: "written-by-another-process",
+      },
+    });
+    await enqueueGrading(h.queue, { submissionId: s.id, run: 1 });
+    const graded = await waitForGrade(h, s.id, w.instructor.token, 30_000);
+    expect(graded).toMatchObject({ status: "rejected", score: 0 });
+    expect(graded.feedback.summary).toMatch(/EXTERNAL_DATA/);
+    expect(JSON.stringify(graded)).not.toContain(SECRET);
+    await expectBenignGrades();
+  });
+});

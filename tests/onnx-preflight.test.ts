@@ -1,0 +1,221 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { budgetSchema, type Budget, type ModelSpec } from "../graders/onnx/types.ts";
+import { preflight, type PreflightOptions } from "../src/grading/onnx/preflight.ts";
+import { decodeModel, encodeModel } from "../src/grading/onnx/schema.ts";
+
+// Fixtures come from scripts/fixtures/hostile.py; all claim the signature x float32 [N, 4] -> y float32 [N, 4].
+const fixture = (name: string) => readFileSync(new URL(`fixtures/onnx/hostile/${name}.onnx`, import.meta.url));
+
+function spec(budget: Partial<Budget> = {}): ModelSpec {
+  return {
+    inputs: [{ name: "x", dtype: "float32", shape: ["N", 4] }],
+    outputs: [{ name: "y", dtype: "float32", shape: ["N", 4] }],
+    budget: budgetSchema.parse(budget),
+  };
+}
+
+function refusal(bytes: Uint8Array, budget: Partial<Budget> = {}, opts: PreflightOptions = {}) {
+  const r = preflight(bytes, spec(budget), opts);
+  if (r.ok) throw new Error(`expected a refusal, got ${JSON.stringify(r.info)}`);
+  return r;
+}
+
+/** The benign model, decoded, changed by `edit`, encoded again: one fault at a time without a fixture file. */
+function edited(edit: (m: any) => void): Uint8Array {
+  const m = decodeModel(fixture("benign"));
+  edit(m);
+  return encodeModel(m);
+}
+
+describe("preflight", () => {
+  it("accepts the benign model and describes it", () => {
+    const r = preflight(fixture("benign"), spec());
+    expect(r).toEqual({
+      ok: true,
+      info: {
+        irVersion: 8,
+        opsets: { "ai.onnx": 17 },
+        parameters: 1,
+        nodes: 1,
+        inputs: [{ name: "x", dtype: "float32", shape: ["N", 4] }],
+        outputs: [{ name: "y", dtype: "float32", shape: ["N", 4] }],
+      },
+    });
+  });
+
+  it.each([
+    ["truncated", "NOT_ONNX"],
+    ["random", "NOT_ONNX"],
+    ["external_initializer", "EXTERNAL_DATA"],
+    ["external_constant", "EXTERNAL_DATA"],
+    ["external_subgraph", "EXTERNAL_DATA"],
+    ["external_function", "EXTERNAL_DATA"],
+    ["external_sparse", "EXTERNAL_DATA"],
+    ["custom_domain", "DOMAIN_NOT_ALLOWED"],
+    ["contrib_domain", "DOMAIN_NOT_ALLOWED"],
+    ["shadow_function", "DOMAIN_NOT_ALLOWED"],
+    ["opset_too_new", "OPSET_UNSUPPORTED"],
+    ["opset_too_old", "OPSET_UNSUPPORTED"],
+    ["wrong_input_name", "INPUT_MISMATCH"],
+    ["wrong_dtype", "INPUT_MISMATCH"],
+    ["fixed_batch", "INPUT_MISMATCH"],
+    ["wrong_output_name", "OUTPUT_MISMATCH"],
+    ["cos_bomb_const", "CONSTANT_TOO_LARGE"],
+    ["sparse_bomb", "CONSTANT_TOO_LARGE"],
+    ["function_bomb", "TOO_MANY_NODES"],
+    ["function_recursive", "GRAPH_TOO_DEEP"],
+    ["deep_if", "GRAPH_TOO_DEEP"],
+  ])("refuses %s with %s", (name, code) => {
+    const r = refusal(fixture(name));
+    expect(r.code).toBe(code);
+    // eslint-disable-next-line no-control-regex
+    expect(r.message).not.toMatch(/[\u0000-\u001f]/);
+    expect(r.message.length).toBeLessThan(600);
+  });
+
+  it("says where the fault is and what to do", () => {
+    expect(refusal(fixture("external_subgraph")).message).toMatch(
+      /Constant node in the body 'then_branch' of an If node.*'secret\.txt'.*save_as_external_data=False/,
+    );
+    expect(refusal(fixture("fixed_batch")).message).toMatch(/Input 'x' fixes dimension 0 to 1.*dynamic_axes=\{'x': \{0: 'N'\}\}/);
+    expect(refusal(fixture("wrong_input_name")).message).toMatch(/no input named 'x' \(its inputs: 'input'\)/);
+    expect(refusal(fixture("wrong_dtype")).message).toMatch(/element type float64; this problem expects float32/);
+    expect(refusal(fixture("opset_too_new")).message).toMatch(/opset 22; this grader supports 7 to 21/);
+    expect(refusal(fixture("custom_domain")).message).toMatch(/'Evil' from domain 'com\.evil'/);
+  });
+
+  it("applies the problem's budget", () => {
+    expect(refusal(fixture("benign"), { maxBytes: 50 }).code).toBe("TOO_LARGE");
+    expect(refusal(fixture("too_many_parameters"), { maxParameters: 100 })).toMatchObject({
+      code: "TOO_MANY_PARAMETERS",
+      message: expect.stringMatching(/2000 parameters/),
+    });
+    expect(preflight(fixture("too_many_parameters"), spec()).ok).toBe(true);
+    // The endless Loop has one node outside and two in its body.
+    expect(refusal(fixture("endless_loop"), { maxNodes: 2 })).toMatchObject({
+      code: "TOO_MANY_NODES",
+      message: expect.stringMatching(/3 nodes/),
+    });
+    expect(preflight(fixture("endless_loop"), spec({ maxNodes: 3 })).ok).toBe(true);
+    expect(refusal(fixture("too_many_parameters"), { maxConstantBytes: 1000 }).code).toBe("CONSTANT_TOO_LARGE");
+  });
+
+  it("lets through what only the sandbox can stop", () => {
+    expect(preflight(fixture("endless_loop"), spec()).ok).toBe(true);
+    expect(preflight(fixture("cos_bomb_input"), spec()).ok).toBe(true);
+  });
+
+  it("allows model-local functions only for the nodes that call them", () => {
+    const r = preflight(fixture("local_function"), spec());
+    expect(r).toMatchObject({ ok: true, info: { opsets: { "ai.onnx": 17, "local.fn": 1 }, nodes: 1 } });
+    const stray = edited((m) => m.graph.node.push({ op_type: "Other", domain: "local.fn", input: ["x"], output: ["z"], attribute: [] }));
+    expect(refusal(stray).code).toBe("DOMAIN_NOT_ALLOWED");
+  });
+
+  it("takes the allow-lists from its options", () => {
+    expect(preflight(fixture("custom_domain"), spec(), { allowedDomains: ["ai.onnx", "com.evil"] }).ok).toBe(true);
+    expect(preflight(fixture("opset_too_new"), spec(), { opsetRanges: { "ai.onnx": [7, 22] } }).ok).toBe(true);
+    expect(refusal(fixture("benign"), {}, { irVersions: [9, 10] }).code).toBe("OPSET_UNSUPPORTED");
+  });
+
+  it("finds external data however it is marked and wherever it sits", () => {
+    const markOnly = edited((m) => (m.graph.initializer[0].data_location = 1));
+    expect(refusal(markOnly).code).toBe("EXTERNAL_DATA");
+    const entriesOnly = edited((m) => m.graph.initializer[0].external_data.push({ key: "location", value: ".env" }));
+    expect(refusal(entriesOnly).message).toMatch(/Initializer 'two'.*'\.env'/);
+    const training = edited((m) => {
+      const graph = { name: "t", initializer: [{ name: "w", data_type: 1, dims: [1], data_location: 1 }] };
+      m.training_info.push({ initialization: graph });
+    });
+    expect(refusal(training).code).toBe("EXTERNAL_DATA");
+  });
+
+  it("computes the size of ConstantOfShape from a constant shape", () => {
+    const viaConstantNode = edited((m) => {
+      m.graph.node.unshift(
+        { op_type: "Constant", input: [], output: ["shape"], attribute: [{ name: "value_ints", type: 7, ints: [100000, 100000] }] },
+        { op_type: "ConstantOfShape", input: ["shape"], output: ["big"], attribute: [] },
+      );
+    });
+    expect(refusal(viaConstantNode).message).toMatch(/ConstantOfShape node fills a tensor of shape \[100000, 100000\] \(37\.3 GiB\)/);
+  });
+
+  it("matches the signature: free dims free, fixed dims equal, nothing extra", () => {
+    const dims = (d: object[]) => edited((m) => (m.graph.input[0].type.tensor_type.shape.dim = d));
+    expect(preflight(dims([{ dim_value: -1 }, { dim_value: 4 }]), spec()).ok).toBe(true);
+    expect(preflight(dims([{}, {}]), spec()).ok).toBe(true);
+    expect(
+      preflight(
+        edited((m) => (m.graph.input[0].type.tensor_type.shape = null)),
+        spec(),
+      ).ok,
+    ).toBe(true);
+    expect(refusal(dims([{ dim_param: "N" }, { dim_value: 3 }])).message).toMatch(/size 3 in dimension 1; this problem expects 4/);
+    expect(refusal(dims([{ dim_param: "N" }])).message).toMatch(/has 1 dimensions \[N\]; this problem expects 2/);
+    expect(refusal(dims([{ dim_value: 0 }, { dim_value: 4 }])).code).toBe("INPUT_MISMATCH");
+    const extraInput = edited((m) => m.graph.input.push({ name: "mask", type: { tensor_type: { elem_type: 1 } } }));
+    expect(refusal(extraInput).message).toMatch(/input\(s\) 'mask' that this problem does not feed/);
+    const fixedOutput = edited((m) => (m.graph.output[0].type.tensor_type.shape.dim[0] = { dim_value: 1 }));
+    expect(refusal(fixedOutput).code).toBe("OUTPUT_MISMATCH");
+    const extraOutput = edited((m) => m.graph.output.push({ name: "debug", type: { tensor_type: { elem_type: 1 } } }));
+    expect(preflight(extraOutput, spec()).ok).toBe(true);
+  });
+
+  it("refuses nesting beyond protobuf's depth limit without exhausting the stack", () => {
+    // 40 nested If bodies: 120 messages deep, past protobufjs' limit of 100, written by hand
+    // because the encoder refuses that depth too.
+    let graph: Uint8Array = new Uint8Array();
+    for (let i = 0; i < 40; i++) {
+      const attr = Buffer.concat([field(1, Buffer.from("then_branch")), field(6, graph)]);
+      const node = Buffer.concat([field(4, Buffer.from("If")), field(5, attr)]);
+      graph = field(1, node);
+    }
+    const model = Buffer.concat([varint((1 << 3) | 0), varint(8), field(7, graph)]);
+    expect(refusal(model).code).toBe("GRAPH_TOO_DEEP");
+  });
+
+  it("refuses uploads that would cost far more memory to decode than their size", () => {
+    // 1.1 M one-byte varints in a packed int64_data: once ~70 bytes of heap each as Long objects.
+    const numbers = Buffer.concat([varint(8), varint(8), field(7, field(5, field(7, Buffer.alloc(1_100_000, 1))))]);
+    expect(refusal(numbers, { maxParameters: 10 }).code).toBe("TOO_MANY_PARAMETERS");
+    // 110,000 empty nodes, two bytes each: one object apiece.
+    const nodes = Buffer.concat([
+      varint(8),
+      varint(8),
+      field(7, Buffer.concat(Array.from({ length: 110_000 }, () => Buffer.from([0x0a, 0])))),
+    ]);
+    expect(refusal(nodes, { maxNodes: 10 }).code).toBe("TOO_LARGE");
+  });
+
+  it("answers every corrupted fixture with a result, never an exception (seeded fuzz)", () => {
+    const names = ["benign", "external_subgraph", "external_function", "function_bomb", "deep_if", "sparse_bomb", "endless_loop"];
+    const files = names.map(fixture);
+    let seed = 20261128;
+    const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) >>> 0) % n;
+    for (let i = 0; i < 3000; i++) {
+      const bytes = Buffer.from(files[rnd(files.length)]!);
+      for (let k = 0; k <= rnd(4); k++) bytes[rnd(bytes.length)] = rnd(256);
+      expect(() => preflight(bytes, spec())).not.toThrow();
+    }
+  });
+
+  it("treats empty and non-model protobuf as NOT_ONNX", () => {
+    expect(refusal(new Uint8Array()).code).toBe("NOT_ONNX");
+    expect(refusal(encodeModel({ ir_version: 8, producer_name: "no graph" })).code).toBe("NOT_ONNX");
+    expect(refusal(Buffer.from("PK\u0003\u0004 a zip file, not a model")).code).toBe("NOT_ONNX");
+  });
+});
+
+/** A length-delimited protobuf field, for writing what the encoder would refuse to. */
+const field = (n: number, body: Uint8Array) => Buffer.concat([varint((n << 3) | 2), varint(body.length), body]);
+
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n > 127) {
+    out.push((n & 127) | 128);
+    n >>>= 7;
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
