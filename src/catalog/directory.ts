@@ -1,6 +1,6 @@
 import { lstat, readdir, readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { isJunk } from "./files.ts";
+import { isJunk, isSolutionFile } from "./files.ts";
 import type { BundleError, BundleFiles } from "./types.ts";
 
 export type DirResult = { ok: true; bundle: BundleFiles } | { ok: false; errors: BundleError[] };
@@ -14,7 +14,7 @@ export async function readSetDirectory(dir: string): Promise<DirResult> {
   const walk = async (rel: string): Promise<void> => {
     for (const ent of await readdir(join(dir, rel), { withFileTypes: true })) {
       const path = rel === "" ? ent.name : `${rel}/${ent.name}`;
-      if (isJunk(path)) continue;
+      if (isJunk(path) || isSolutionFile(path)) continue;
       if (ent.isDirectory()) {
         bundle.dirs.add(path);
         await walk(path);

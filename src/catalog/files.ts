@@ -8,6 +8,13 @@ export function isJunk(relPath: string): boolean {
   return parts.includes("__MACOSX") || base === ".DS_Store" || base.startsWith("._");
 }
 
+/**
+ * `<problem>/solutions/` (path relative to the set folder) holds reference and wrong answers for
+ * instructors, tests and the demo: the catalog never reads it, so it is never stored, served or
+ * given to the grader, and editing it makes no new revision.
+ */
+export const isSolutionFile = (setRelPath: string): boolean => setRelPath.split("/")[1] === "solutions";
+
 /** Paths are hashed with their length so that no (path, bytes) sequence can collide with another split. */
 export function contentHash(files: ReadonlyMap<string, Uint8Array>): string {
   const hash = createHash("sha256");

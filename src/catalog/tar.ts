@@ -1,6 +1,6 @@
 import { createGunzip } from "node:zlib";
 import { Parser, type ReadEntry } from "tar";
-import { isJunk } from "./files.ts";
+import { isJunk, isSolutionFile } from "./files.ts";
 import { defaultTarLimits, type BundleError, type BundleFiles, type TarLimits } from "./types.ts";
 
 export type TarResult = { ok: true; bundle: BundleFiles } | { ok: false; errors: BundleError[] };
@@ -61,7 +61,7 @@ export function readTarGz(buffer: Uint8Array, limits: Partial<TarLimits> = {}): 
         refuse(raw, bad);
         return entry.resume();
       }
-      if (path === "" || path === "." || isJunk(path)) return entry.resume();
+      if (path === "" || path === "." || isJunk(path) || isSolutionFile(path.slice(path.indexOf("/") + 1))) return entry.resume();
       if (entry.type === "Directory") {
         dirs.add(path);
         return entry.resume();
