@@ -1,0 +1,46 @@
+import { spawnSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+
+/** `npm run grade`: an instructor grading on their own machine, no Postgres or Redis. */
+function grade(...args: string[]) {
+  const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli/grade.ts", ...args], {
+    encoding: "utf8",
+    env: { ...process.env, DATABASE_URL: "postgresql://nobody@127.0.0.1:1/none", REDIS_URL: "redis://127.0.0.1:1" },
+    timeout: 60_000,
+  });
+  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+describe("npm run grade", () => {
+  it("grades a JSON answer against a problem folder and prints the feedback", () => {
+    const right = grade("tests/fixtures/sets/grader-zoo/numeric-fixed", '{"value": 3.14}');
+    expect(right.code).toBe(0);
+    expect(right.out).toMatch(/graded: 1\/1/);
+    expect(grade("tests/fixtures/sets/grader-zoo/numeric-fixed", '{"value": 3}').out).toMatch(/graded: 0\/1/);
+  });
+
+  it("shows a student's own numbers and grades them", () => {
+    const r = grade("tests/fixtures/sets/grader-zoo/numeric-random", '{"value": 1}', "--student", "alice");
+    expect(r.out).toMatch(/parameters: \{"a":\d+,"b":\d+\}/);
+    const { a, b } = JSON.parse(/parameters: (\{.*\})/.exec(r.out)![1]!);
+    expect(grade("tests/fixtures/sets/grader-zoo/numeric-random", JSON.stringify({ value: a * b }), "--student", "alice").out).toMatch(
+      /graded: 3\/3/,
+    );
+  });
+
+  it("grades an ONNX model in the sandbox, and refuses a hostile one before any session", () => {
+    const ok = grade("tests/fixtures/sets/onnx-basic/vae-kl", "tests/fixtures/onnx/basic/function/vae_kl_ok.onnx");
+    expect(ok.code).toBe(0);
+    expect(ok.out).toMatch(/graded: 3\/3/);
+    expect(ok.out).toMatch(/provider cpu, onnxruntime 1\.\d+/);
+    const refused = grade("tests/fixtures/sets/onnx-hostile/double", "tests/fixtures/onnx/hostile/external_initializer.onnx");
+    expect(refused.code).toBe(2);
+    expect(refused.out).toMatch(/EXTERNAL_DATA/);
+  });
+
+  it("explains its usage", () => {
+    const r = grade();
+    expect(r.code).toBe(2);
+    expect(r.out).toMatch(/usage: npm run grade/);
+  });
+});
