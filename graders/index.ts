@@ -8,6 +8,7 @@ import { onnxClassifierGrader } from "./onnx-classifier.ts";
 import { onnxEncoderObjectiveGrader } from "./onnx-encoder-objective.ts";
 import { onnxFunctionGrader } from "./onnx-function.ts";
 import { tensorGrader } from "./tensor.ts";
+import { psychometricGrader } from "./psychometric.ts";
 import { textGrader } from "./text.ts";
 import type { Grader } from "./types.ts";
 
@@ -19,6 +20,7 @@ const registry: Record<string, Grader> = Object.fromEntries(
     expressionGrader,
     tensorGrader,
     textGrader,
+    psychometricGrader,
     onnxFunctionGrader,
     onnxEncoderObjectiveGrader,
     onnxClassifierGrader,

@@ -13,6 +13,7 @@ describe("grader registry", () => {
       "onnx-encoder-objective",
       "onnx-function",
       "onnx-generator",
+      "psychometric",
       "tensor",
       "text",
     ]);
