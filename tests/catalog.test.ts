@@ -4,7 +4,6 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { create, Header } from "tar";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { getGrader } from "../graders/index.ts";
 import {
   formatBundleErrors,
   loadAllSets,
@@ -83,49 +82,12 @@ describe("problems/ folder", () => {
     expect(all.sets.map((s) => s.slug)).toContain("dl-midterm-review");
   });
 
-  it("dl-midterm-review has the review's problems, gradable by the real graders", async () => {
+  it("dl-midterm-review loads in set.yaml's order (its content is tested in problems-*.test.ts and midterm.test.ts)", async () => {
     const set = setOf(await loadSetFromDirectory(join(PROBLEMS, "dl-midterm-review")));
     expect(set.title).toBe("Deep Learning — Mid-term review");
-    expect(set.problems.map((p) => [p.slug, p.graderType, p.position])).toEqual([
-      ["p1-filter-shape", "choice", 0],
-      ["p4-gan-difficulties", "text", 1],
-      ["p5-cgan-condition", "choice", 2],
-      ["p8-yolo-output-size", "numeric", 3],
-    ]);
-    const bySlug = new Map(set.problems.map((p) => [p.slug, p]));
-    const grade = async (slug: string, answer: unknown, seed = "student-1") => {
-      const p = bySlug.get(slug)!;
-      const grader = getGrader(p.graderType)!;
-      return grader.grade({ config: p.graderConfig, privateData: p.assets, answer, seed, points: p.points });
-    };
-
-    const p1 = bySlug.get("p1-filter-shape")!;
-    expect((p1.graderConfig as { options: unknown[] }).options).toHaveLength(8);
-    const right = ["architecture", "training-data", "regularisation", "optimisation", "loss", "epochs"];
-    expect((await grade("p1-filter-shape", { selected: right })).score).toBe(p1.points);
-    expect((await grade("p1-filter-shape", { selected: [...right, "cuda-ram"] })).score).toBeCloseTo((5 / 6) * p1.points);
-
-    expect((await grade("p5-cgan-condition", { selected: ["both-inputs"] })).score).toBe(1);
-    expect((await grade("p5-cgan-condition", { selected: ["generator-input"] })).score).toBe(0);
-
-    const p8 = bySlug.get("p8-yolo-output-size")!;
-    expect(p8.statement).toContain("{{S}}");
-    for (const seed of ["s1", "s2", "s3", "s4"]) {
-      const { S, B, C } = getGrader("numeric")!.params!(p8.graderConfig, seed) as Record<string, number>;
-      expect([7, 13, 19]).toContain(S);
-      expect([1, 2, 3]).toContain(B);
-      expect((await grade("p8-yolo-output-size", { value: S! * S! * (B! * 5 + C!) }, seed)).score).toBe(2);
-      expect((await grade("p8-yolo-output-size", { value: S! * S! * (B! * 5 + C!) + 1 }, seed)).score).toBe(0);
-    }
-
-    const text = (t: string) => grade("p4-gan-difficulties", { text: t });
-    const full = await text(
-      "1. It is a min-max game, so convergence is not guaranteed.\n2. Mode collapse.\n3. Very sensitive to the initialization of G and D.",
-    );
-    expect(full.score).toBe(3);
-    expect((await text("Vanishing gradients when the discriminator is too strong; you must tune the batch size.")).score).toBe(2);
-    expect((await text("Because the objective is non-stationary: a moving target.")).score).toBe(1);
-    expect((await text("GANs are hard.")).score).toBe(0);
+    expect(set.problems.length).toBeGreaterThanOrEqual(25);
+    expect(set.problems.map((p) => p.position)).toEqual(set.problems.map((_, i) => i));
+    expect(set.problems[0]!.slug).toBe("p1-filter-shape");
   });
 });
 
