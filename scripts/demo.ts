@@ -84,20 +84,19 @@ async function main() {
     }
   }
 
-  const bars = new MultiBar({ format: " {name} [{bar}] {value}/{total} graded", hideCursor: true }, Presets.shades_classic);
-  const perStudent = students.map((s, i) => bars.create(jobs.filter((j) => j.student === i).length, 0, { name: s.name.padEnd(6) }));
+  const progress = progressDisplay(students.map((s, i) => ({ name: s.name, total: jobs.filter((j) => j.student === i).length })));
   const results = new Map<string, Json>();
   while (results.size < jobs.length) {
     for (const j of jobs.filter((x) => !results.has(x.id))) {
       const sub = await call(students[j.student]!.token, "GET", `/v1/submissions/${j.id}`);
       if (!["queued", "running"].includes(sub.status)) {
         results.set(j.id, sub);
-        perStudent[j.student]!.increment();
+        progress.graded(j.student);
       }
     }
     if (results.size < jobs.length) await new Promise((r) => setTimeout(r, 300));
   }
-  bars.stop();
+  progress.stop();
 
   const problems = [...new Set(jobs.map((j) => j.problem))];
   const cell = (si: number, problem: string) => {
@@ -109,6 +108,23 @@ async function main() {
   const total = (si: number) => jobs.filter((j) => j.student === si).reduce((acc, j) => acc + Number(results.get(j.id)?.score ?? 0), 0);
   const max = jobs.filter((j) => j.student === 0).reduce((acc, j) => acc + j.points, 0);
   console.log(students.map((s, si) => `${s.name} ${total(si).toFixed(2)}/${max}`).join("   "));
+}
+
+/** Bars on a terminal; one line per change otherwise (CI logs, pipes). */
+function progressDisplay(rows: { name: string; total: number }[]) {
+  const done = rows.map(() => 0);
+  if (!process.stdout.isTTY) {
+    return {
+      graded(i: number) {
+        done[i]!++;
+        console.log(`graded ${rows.map((r, k) => `${r.name} ${done[k]}/${r.total}`).join(", ")}`);
+      },
+      stop() {},
+    };
+  }
+  const bars = new MultiBar({ format: " {name} [{bar}] {value}/{total} graded", hideCursor: true }, Presets.shades_classic);
+  const perRow = rows.map((r) => bars.create(r.total, 0, { name: r.name.padEnd(6) }));
+  return { graded: (i: number) => perRow[i]!.increment(), stop: () => bars.stop() };
 }
 
 main().catch((e) => die(`demo failed: ${(e as Error).message}`));
