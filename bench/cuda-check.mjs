@@ -56,7 +56,7 @@ try {
   try {
     cuda = await run(["cuda"]);
   } catch (e) {
-    throw new Error(`no CUDA session: ${e.message.split("\n")[0]}`);
+    throw new Error(`no CUDA session: ${e.message.split("\n")[0]}`, { cause: e });
   }
   let worst = 0;
   cpu.data.forEach((a, i) => a.forEach((v, j) => (worst = Math.max(worst, Math.abs(v - cuda.data[i][j]) - RTOL * Math.abs(v)))));

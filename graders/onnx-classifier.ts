@@ -4,7 +4,7 @@ import type { GradeInput, Grader } from "./types.ts";
 import { budgetField, fileField, gradeModel, modelFormat, privateFile, toFloat64 } from "./onnx/basic-model.ts";
 import { argmaxRows, classMetrics, topConfusions } from "./onnx/metrics-basic.ts";
 import { readNpy } from "./onnx/npy.ts";
-import { runChecked } from "./onnx/session.ts";
+import { runBatches } from "./onnx/session.ts";
 import { dimSchema, modelAnswerSchema, type ModelAnswer, type ModelSpec } from "./onnx/types.ts";
 
 /**
@@ -60,7 +60,7 @@ function loadData(input: GradeInput<unknown, unknown>, config: OnnxClassifierCon
     const bytes = privateFile(input, file);
     if (!bytes) throw new DataFault(`${file} is missing from the problem folder`);
     try {
-      return readNpy(bytes, file);
+      return readNpy(bytes, file, { view: true }); // read only: x is sent in batches, y converted
     } catch (e) {
       throw new DataFault((e as Error).message);
     }
@@ -126,16 +126,19 @@ export const onnxClassifierGrader: Grader<OnnxClassifierConfig, ModelAnswer> = {
     return gradeModel(input, spec, input.seed, async (session) => {
       const predicted = new Int32Array(m);
       const batches = Math.ceil(m / config.batchSize);
-      for (let b = 0; b < batches; b++) {
-        const start = b * config.batchSize;
-        const n = Math.min(config.batchSize, m - start);
+      const rows = (b: number) => [b * config.batchSize, Math.min(config.batchSize, m - b * config.batchSize)] as const;
+      const batch = (b: number) => {
+        const [start, n] = rows(b);
         const dims = [n, ...(config.input.shape.slice(1) as number[])];
-        // slice, not subarray: a view would carry the whole test set across the sandbox boundary.
-        const feeds = { [config.input.name]: { dtype: "float32" as const, dims, data: x.slice(start * per, (start + n) * per) } };
-        const out = await runChecked(session, feeds, spec.outputs, { [batchDim]: n });
+        // A view, not a copy: the sandbox writes just these rows for the child (so does v8's serializer).
+        const feeds = { [config.input.name]: { dtype: "float32" as const, dims, data: x.subarray(start * per, (start + n) * per) } };
+        return { feeds, free: { [batchDim]: n } };
+      };
+      await runBatches(session, batches, batch, spec.outputs, (b, out) => {
+        const [start, n] = rows(b);
         predicted.set(argmaxRows(out[config.output.name]!.data as Float32Array, n, names.length), start);
         input.onProgress?.(b + 1, batches);
-      }
+      });
 
       const r = classMetrics(labels, predicted, names.length);
       const value = config.metric === "accuracy" ? r.accuracy : r.macroF1;

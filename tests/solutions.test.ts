@@ -26,7 +26,11 @@ describe("problem solutions", () => {
   });
 
   it("resolve against a student's parameters", () => {
-    expect(resolveAnswer({ value: "=a * b", note: "kept", list: ["=a", 2] }, { a: 3, b: 4 })).toEqual({ value: 12, note: "kept", list: [3, 2] });
+    expect(resolveAnswer({ value: "=a * b", note: "kept", list: ["=a", 2] }, { a: 3, b: 4 })).toEqual({
+      value: 12,
+      note: "kept",
+      list: [3, 2],
+    });
     expect(resolveAnswer({ value: "=X * transpose(X)" }, { X: [[1, 2]] })).toEqual({ value: [[5]] });
   });
 

@@ -13,7 +13,11 @@ const DTYPES = {
   "|b1": ["bool", Uint8Array],
 } as const;
 
-export function readNpy(bytes: Uint8Array, name = "array"): Tensor {
+/**
+ * `view: true` returns the data in place, without a copy, when it is aligned for its element type
+ * (numpy pads headers to 64 bytes, so it usually is): only for a caller that never writes to it.
+ */
+export function readNpy(bytes: Uint8Array, name = "array", opts: { view?: boolean } = {}): Tensor {
   const magic = String.fromCharCode(...bytes.subarray(0, 6));
   if (magic !== "\x93NUMPY") throw new Error(`${name} is not a .npy file`);
   const major = bytes[6]!;
@@ -38,7 +42,11 @@ export function readNpy(bytes: Uint8Array, name = "array"): Tensor {
   const offset = start + headerLen;
   const byteLength = count * Ctor.BYTES_PER_ELEMENT;
   if (offset + byteLength > bytes.byteLength) throw new Error(`${name}: file is shorter than its header says`);
-  // Copy: the source may be unaligned for the element size, and callers keep the tensor.
-  const data = new Ctor(bytes.slice(offset, offset + byteLength).buffer);
+  const at = bytes.byteOffset + offset;
+  // Otherwise a copy: the source may be unaligned for the element size, and callers keep the tensor.
+  const data =
+    opts.view && at % Ctor.BYTES_PER_ELEMENT === 0
+      ? new Ctor(bytes.buffer as ArrayBuffer, at, count)
+      : new Ctor(bytes.slice(offset, offset + byteLength).buffer);
   return { dtype, dims, data } as Tensor;
 }

@@ -385,6 +385,8 @@ function matchSignature(kind: "input" | "output", model: ValueInfoProto[], spec:
       );
     const dims = tensor!.shape?.dim;
     if (!dims) continue; // no declared shape: the model accepts any
+    // A scalar may be declared [] or [1]: exporters differ, and both hold one value.
+    if (s.shape.length === 0 && dims.length === 1 && (fixedDim(dims[0]!) ?? 1) === 1) continue;
     if (dims.length !== s.shape.length)
       refuse(
         code,

@@ -3,7 +3,15 @@ import { createRequire } from "node:module";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { dtypeSchema, ModelFault, type DType, type ModelRuntime, type ModelSession, type Tensor } from "../../../graders/onnx/types.ts";
+import {
+  dtypeSchema,
+  ModelFault,
+  type DType,
+  type ModelRuntime,
+  type ModelSession,
+  type Tensor,
+  type TensorData,
+} from "../../../graders/onnx/types.ts";
 import { ChildGone, SandboxPool, type Reply, type SandboxChild } from "./sandbox-pool.ts";
 import { encodeModel } from "./schema.ts";
 
@@ -131,7 +139,7 @@ class SandboxModelRuntime implements SandboxRuntime {
     child.models++;
     let reply: Reply;
     try {
-      reply = await this.call(child, this.openRequest(model, providers), "load", opts.role);
+      reply = await this.call(child, this.openRequest(providers), [model], "load", opts.role);
       if (!reply.ok) throw this.refusal(child, reply, "load");
     } catch (e) {
       this.pool.release(child);
@@ -150,35 +158,47 @@ class SandboxModelRuntime implements SandboxRuntime {
   }
 
   /** A request whose child may die: a timeout or an exit becomes the model's fault, never the worker's. */
-  async call(child: SandboxChild, msg: Record<string, unknown>, phase: "load" | "run", role: string): Promise<Reply> {
+  async call(
+    child: SandboxChild,
+    msg: Record<string, unknown>,
+    bytes: readonly ArrayBufferView[],
+    phase: "load" | "run",
+    role: string,
+  ): Promise<Reply> {
     const timeoutMs = phase === "load" ? this.o.loadTimeoutMs : this.o.runTimeoutMs;
     try {
-      return await child.request(msg, timeoutMs);
+      return await child.request(msg, timeoutMs, bytes);
     } catch (e) {
       if (!(e instanceof ChildGone)) throw e;
-      this.pool.destroy(child);
-      this.logger.warn(
-        { role, pid: child.pid, phase, reason: e.reason, detail: e.message, stderr: e.stderr.slice(-2000) },
-        "sandbox child lost",
-      );
-      // Shutdown, a stop signal or the kernel's OOM killer: the host's trouble, so the grade is retried.
-      if (this.pool.closed || (e.signal && EXTERNAL_SIGNALS.has(e.signal) && !(e.signal === "SIGKILL" && child.killed)))
-        throw new Error(`sandbox child ${child.pid} was stopped from outside (${e.message})`, { cause: e });
-      const secs = timeoutMs / 1000;
-      if (e.reason === "timeout")
-        throw new ModelFault(
-          "MODEL_TIMEOUT",
-          phase === "load"
-            ? `Loading the model took longer than ${secs} s, so it was stopped.`
-            : `The model took longer than ${secs} s on one batch, so it was stopped. Look for a Loop that never ends or an oversized computation.`,
-        );
-      if (OUT_OF_MEMORY.test(e.stderr))
-        throw new ModelFault(
-          "MODEL_OUT_OF_MEMORY",
-          `The model ran out of memory (the sandbox allows ${Math.round(this.o.memoryBytes / MiB)} MiB).`,
-        );
-      throw new ModelFault("MODEL_CRASHED", `The model crashed the runtime (${e.message}).`);
+      e.fault ??= this.lost(child, e, timeoutMs, phase, role); // once, however many requests were queued
+      throw e.fault;
     }
+  }
+
+  /** The child died or was killed under a request: it leaves the pool, and the loss becomes the error to throw. */
+  private lost(child: SandboxChild, e: ChildGone, timeoutMs: number, phase: "load" | "run", role: string): Error {
+    this.pool.destroy(child);
+    this.logger.warn(
+      { role, pid: child.pid, phase, reason: e.reason, detail: e.message, stderr: e.stderr.slice(-2000) },
+      "sandbox child lost",
+    );
+    // Shutdown, a stop signal or the kernel's OOM killer: the host's trouble, so the grade is retried.
+    if (this.pool.closed || (e.signal && EXTERNAL_SIGNALS.has(e.signal) && !(e.signal === "SIGKILL" && child.killed)))
+      return new Error(`sandbox child ${child.pid} was stopped from outside (${e.message})`, { cause: e });
+    const secs = timeoutMs / 1000;
+    if (e.reason === "timeout")
+      return new ModelFault(
+        "MODEL_TIMEOUT",
+        phase === "load"
+          ? `Loading the model took longer than ${secs} s, so it was stopped.`
+          : `The model took longer than ${secs} s on one batch, so it was stopped. Look for a Loop that never ends or an oversized computation.`,
+      );
+    if (OUT_OF_MEMORY.test(e.stderr))
+      return new ModelFault(
+        "MODEL_OUT_OF_MEMORY",
+        `The model ran out of memory (the sandbox allows ${Math.round(this.o.memoryBytes / MiB)} MiB).`,
+      );
+    return new ModelFault("MODEL_CRASHED", `The model crashed the runtime (${e.message}).`);
   }
 
   /** A reply with ok: false, as the fault to throw. */
@@ -198,9 +218,10 @@ class SandboxModelRuntime implements SandboxRuntime {
       : new ModelFault("MODEL_RUN_FAILED", `onnxruntime could not run the model: ${message}`);
   }
 
-  private openRequest(model: Uint8Array, providers: string[]) {
+  /** The model itself goes as the request's bytes. */
+  private openRequest(providers: string[]) {
     const { intraOpNumThreads, interOpNumThreads, maxOutputBytes } = this.o;
-    return { op: "open", model, providers, intraOpNumThreads, interOpNumThreads, maxOutputBytes };
+    return { op: "open", providers, intraOpNumThreads, interOpNumThreads, maxOutputBytes };
   }
 
   /** Chosen once per pool with a trusted probe model, so an upload's error text cannot fake a provider failure. */
@@ -247,10 +268,10 @@ class SandboxModelRuntime implements SandboxRuntime {
   /** Opens, runs and closes the probe model; returns what went wrong, or null. */
   private async exercise(child: SandboxChild, providers: string[]): Promise<string | null> {
     try {
-      const open = await child.request(this.openRequest(PROBE_MODEL, providers), this.o.loadTimeoutMs);
+      const open = await child.request(this.openRequest(providers), this.o.loadTimeoutMs, [PROBE_MODEL]);
       if (!open.ok) return clean(open.error);
-      const x = { dtype: "float32", dims: [1], data: new Float32Array([1]) };
-      const run = await child.request({ op: "run", feeds: { x } }, this.o.loadTimeoutMs);
+      const [msg, bytes] = runRequest({ x: { dtype: "float32", dims: [1], data: new Float32Array([1]) } });
+      const run = await child.request(msg, this.o.loadTimeoutMs, bytes);
       if (!run.ok) return clean(run.error);
       const close = await child.request({ op: "close" }, this.o.loadTimeoutMs);
       return close.ok ? null : clean(close.error);
@@ -280,7 +301,8 @@ class SandboxSession implements ModelSession {
     if (this.fault) throw this.fault;
     let reply: Reply;
     try {
-      reply = await this.rt.call(this.child, { op: "run", feeds }, "run", this.role);
+      const [msg, bytes] = runRequest(feeds);
+      reply = await this.rt.call(this.child, msg, bytes, "run", this.role);
     } catch (e) {
       this.fault = e as Error;
       throw e;
@@ -303,6 +325,13 @@ class SandboxSession implements ModelSession {
       this.rt.pool.release(this.child);
     }
   }
+}
+
+/** A run request: each feed's name, dtype and dims; the data go as the request's bytes, in the same order. */
+function runRequest(feeds: Record<string, Tensor>): [Record<string, unknown>, TensorData[]] {
+  const entries = Object.entries(feeds);
+  const msg = { op: "run", feeds: entries.map(([name, t]) => ({ name, dtype: t.dtype, dims: t.dims })) };
+  return [msg, entries.map(([, t]) => t.data)];
 }
 
 const EXTERNAL_SIGNALS = new Set<NodeJS.Signals>(["SIGKILL", "SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT"]);
