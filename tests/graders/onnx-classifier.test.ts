@@ -1,44 +1,13 @@
-import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { parse } from "yaml";
 import { onnxClassifierGrader as grader } from "../../graders/onnx-classifier.ts";
 import { argmaxRows, classMetrics, topConfusions } from "../../graders/onnx/metrics-basic.ts";
-import { gradeResultSchema, type GradeResult } from "../../graders/types.ts";
+import type { GradeResult } from "../../graders/types.ts";
 import { localRuntime } from "../helpers/local-runtime.ts";
+import { fixtureFile, gradeModel, loadProblem, type GradeOptions } from "../helpers/model-grading.ts";
 
-const DIR = "tests/fixtures/sets/onnx-basic/digits-classifier";
-const MODELS = "tests/fixtures/onnx/basic/classifier";
-const doc = parse(readFileSync(`${DIR}/problem.yaml`, "utf8"));
-const { type, ...baseConfig } = doc.grader;
-const files = () => new Map(["test_x.npy", "test_y.npy"].map((f) => [f, new Uint8Array(readFileSync(`${DIR}/${f}`))]));
-
-async function grade(
-  modelFile: string,
-  opts: {
-    config?: Record<string, unknown>;
-    seed?: string;
-    privateData?: Map<string, Uint8Array>;
-    onProgress?: (d: number, t: number) => void;
-  } = {},
-): Promise<GradeResult> {
-  const config = grader.configSchema.parse({ ...baseConfig, ...opts.config });
-  const model = new Uint8Array(readFileSync(`${MODELS}/${modelFile}`));
-  const answer = { model: { sha256: createHash("sha256").update(model).digest("hex"), size: model.length } };
-  const result = await grader.grade({
-    config,
-    privateData: opts.privateData ?? files(),
-    answer,
-    seed: opts.seed ?? "student-1",
-    points: doc.points,
-    model,
-    runtime: localRuntime,
-    onProgress: opts.onProgress,
-  });
-  expect(gradeResultSchema.parse(result)).toEqual(result);
-  expect(result.maxScore).toBe(doc.points);
-  return result;
-}
+const problem = loadProblem("onnx-basic", "digits-classifier");
+const { type, config: baseConfig } = problem;
+const grade = (modelFile: string, opts?: GradeOptions) => gradeModel(grader, problem, fixtureFile(`basic/classifier/${modelFile}`), opts);
 
 const byName = (r: GradeResult, name: string) => r.feedback.tests.find((t) => t.name === name)!;
 

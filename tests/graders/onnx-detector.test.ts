@@ -11,10 +11,10 @@ import {
 } from "../../graders/onnx/detection.ts";
 import { readNpy } from "../../graders/onnx/npy.ts";
 import { groundTruth, renderScene, sceneSchema, type SceneObject } from "../../graders/onnx/scenes.ts";
-import { fixtureFile, gradeModel, loadProblem, measured, progressRecorder } from "../fixtures/onnx/advanced/harness.ts";
+import { fixtureFile, gradeModel, loadProblem, measured, progressRecorder } from "../helpers/model-grading.ts";
 
-const problem = loadProblem("yolo-shapes");
-const model = (name: string) => fixtureFile(`detector/${name}.onnx`);
+const problem = loadProblem("onnx-advanced", "yolo-shapes");
+const model = (name: string) => fixtureFile(`advanced/detector/${name}.onnx`);
 const box = (cls: number, x1: number, y1: number, x2: number, y2: number, score = 1): Detection => ({ cls, x1, y1, x2, y2, score });
 
 describe("decoding, NMS and mAP", () => {
@@ -94,13 +94,13 @@ describe("decoding, NMS and mAP", () => {
 
 describe("synthetic scenes", () => {
   it("render exactly as scripts/fixtures/detector.py renders the same objects", () => {
-    const check = JSON.parse(new TextDecoder().decode(fixtureFile("detector/scenes.json"))) as Record<
+    const check = JSON.parse(new TextDecoder().decode(fixtureFile("advanced/detector/scenes.json"))) as Record<
       string,
       { spec: unknown; scenes: SceneObject[][] }
     >;
     for (const [size, { spec: raw, scenes }] of Object.entries(check)) {
       const spec = sceneSchema.parse(raw);
-      const expected = readNpy(fixtureFile(`detector/scenes-${size}.npy`)) as { dims: number[]; data: Uint8Array };
+      const expected = readNpy(fixtureFile(`advanced/detector/scenes-${size}.npy`)) as { dims: number[]; data: Uint8Array };
       const pixels = 3 * spec.size * spec.size;
       expect(expected.dims).toEqual([scenes.length, 3, spec.size, spec.size]);
       scenes.forEach((objects, i) => {
@@ -131,7 +131,7 @@ describe("synthetic scenes", () => {
 describe("onnx-detector grader", () => {
   it("gives full marks to a trained detector and reports progress and provenance", async () => {
     const progress = progressRecorder();
-    const r = await gradeModel(detectorGrader, problem, model("detector"), {}, { onProgress: progress.onProgress });
+    const r = await gradeModel(detectorGrader, problem, model("detector"), { onProgress: progress.onProgress });
     expect(r).toMatchObject({ status: "graded", score: 10, provenance: { executionProvider: "cpu", inputSeed: "student-1" } });
     expect(measured(r, "mAP@0\\.5")).toBeGreaterThan(0.9);
     expect(r.feedback.tests.map((t) => t.name)).toEqual(["mAP@0.5", "Average precision per class", "Detections"]);
@@ -160,9 +160,9 @@ describe("onnx-detector grader", () => {
   });
 
   it("is deterministic per seed, and the scenes follow the seed", async () => {
-    const a = await gradeModel(detectorGrader, problem, model("undertrained"), {}, { seed: "alice" });
-    expect(await gradeModel(detectorGrader, problem, model("undertrained"), {}, { seed: "alice" })).toEqual(a);
-    const b = await gradeModel(detectorGrader, problem, model("undertrained"), {}, { seed: "bob" });
+    const a = await gradeModel(detectorGrader, problem, model("undertrained"), { seed: "alice" });
+    expect(await gradeModel(detectorGrader, problem, model("undertrained"), { seed: "alice" })).toEqual(a);
+    const b = await gradeModel(detectorGrader, problem, model("undertrained"), { seed: "bob" });
     expect(b.feedback.summary).not.toEqual(a.feedback.summary);
   });
 

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { embeddingGrader } from "../../graders/onnx-embedding.ts";
 import { accuracy, fitLogistic, knnPredict, predictLinear, standardize, type Matrix } from "../../graders/onnx/linear-eval.ts";
-import { fixtureFile, gradeModel, loadProblem, measured, progressRecorder } from "../fixtures/onnx/advanced/harness.ts";
+import { fixtureFile, gradeModel, loadProblem, measured, progressRecorder } from "../helpers/model-grading.ts";
 
-const problem = loadProblem("ssl-linear-eval");
-const model = (name: string) => fixtureFile(`embedding/${name}.onnx`);
+const problem = loadProblem("onnx-advanced", "ssl-linear-eval");
+const model = (name: string) => fixtureFile(`advanced/embedding/${name}.onnx`);
 const matrix = (rows: number[][]): Matrix => ({ rows: rows.length, cols: rows[0]!.length, data: Float64Array.from(rows.flat()) });
 
 describe("linear evaluation protocol", () => {
@@ -63,7 +63,7 @@ describe("linear evaluation protocol", () => {
 describe("onnx-embedding grader", () => {
   it("gives full marks to a SimCLR encoder and reports progress and provenance", async () => {
     const progress = progressRecorder();
-    const r = await gradeModel(embeddingGrader, problem, model("simclr"), {}, { onProgress: progress.onProgress });
+    const r = await gradeModel(embeddingGrader, problem, model("simclr"), { onProgress: progress.onProgress });
     expect(r).toMatchObject({ status: "graded", score: 10, provenance: { executionProvider: "cpu", inputSeed: "student-1" } });
     expect(measured(r, "Linear-probe accuracy")).toBeGreaterThan(0.95);
     expect(r.feedback.tests.map((t) => t.name)).toEqual(["Linear evaluation", "k-NN evaluation"]);
@@ -71,7 +71,7 @@ describe("onnx-embedding grader", () => {
   });
 
   it("raw pixels reach ≥ 0.95 linear accuracy, as sklearn's probe does (sanity of the protocol)", async () => {
-    const r = await gradeModel(embeddingGrader, problem, model("identity"), { maxDim: 64 });
+    const r = await gradeModel(embeddingGrader, problem, model("identity"), { config: { maxDim: 64 } });
     // sklearn LogisticRegression on the same standardised pixels: 0.9749 (scripts/fixtures/embedding.py).
     expect(Math.abs(measured(r, "Linear-probe accuracy") - 0.9749)).toBeLessThan(0.005);
     expect(measured(r, "5-NN \\(cosine\\) accuracy")).toBeGreaterThan(0.95);
@@ -92,7 +92,9 @@ describe("onnx-embedding grader", () => {
   });
 
   it("scores k-NN accuracy when the metric says so", async () => {
-    const r = await gradeModel(embeddingGrader, problem, model("pooled"), { metric: "knn", thresholds: [{ min: 0.93, score: 1 }] });
+    const r = await gradeModel(embeddingGrader, problem, model("pooled"), {
+      config: { metric: "knn", thresholds: [{ min: 0.93, score: 1 }] },
+    });
     expect(measured(r, "5-NN \\(cosine\\) accuracy")).toBeGreaterThan(0.93);
     expect(r.score).toBe(10);
     expect(r.feedback.tests[1]).toMatchObject({ name: "k-NN evaluation", score: 10, maxScore: 10 });
@@ -108,13 +110,13 @@ describe("onnx-embedding grader", () => {
   });
 
   it("is deterministic", async () => {
-    const a = await gradeModel(embeddingGrader, problem, model("pooled"), {}, { seed: "x" });
-    const b = await gradeModel(embeddingGrader, problem, model("pooled"), {}, { seed: "x" });
+    const a = await gradeModel(embeddingGrader, problem, model("pooled"), { seed: "x" });
+    const b = await gradeModel(embeddingGrader, problem, model("pooled"), { seed: "x" });
     expect(b).toEqual(a);
   });
 
   it("reports broken problem data as a problem error", async () => {
-    const r = await gradeModel(embeddingGrader, problem, model("pooled"), { input: { name: "image", shape: ["N", 32] } });
+    const r = await gradeModel(embeddingGrader, problem, model("pooled"), { config: { input: { name: "image", shape: ["N", 32] } } });
     expect(r.status).toBe("error");
     expect(r.feedback.summary).toMatch(/train_x\.npy has shape \[1200,1,8,8\]/);
   });

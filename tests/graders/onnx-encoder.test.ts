@@ -1,53 +1,14 @@
-import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { parse } from "yaml";
 import { onnxEncoderObjectiveGrader as grader } from "../../graders/onnx-encoder-objective.ts";
 import { ista, largestEigenvalue, objectives, randomDictionary, sparseSignals } from "../../graders/onnx/basic-ista.ts";
 import { rng } from "../../graders/random.ts";
-import { gradeResultSchema, type GradeResult } from "../../graders/types.ts";
+import type { GradeResult } from "../../graders/types.ts";
 import { localRuntime } from "../helpers/local-runtime.ts";
+import { fixtureFile, gradeModel, loadProblem, type GradeOptions } from "../helpers/model-grading.ts";
 
-const SET = "tests/fixtures/sets/onnx-basic";
-const MODELS = "tests/fixtures/onnx/basic/encoder";
-
-function problem(slug: string): { points: number; config: Record<string, unknown> } {
-  const doc = parse(readFileSync(`${SET}/${slug}/problem.yaml`, "utf8"));
-  const { type, ...config } = doc.grader;
-  expect(type).toBe("onnx-encoder-objective");
-  return { points: doc.points, config };
-}
-
-async function grade(
-  slug: string,
-  modelFile: string,
-  opts: {
-    config?: Record<string, unknown>;
-    seed?: string;
-    privateData?: Map<string, Uint8Array>;
-    onProgress?: (d: number, t: number) => void;
-  } = {},
-): Promise<GradeResult> {
-  const { points, config: raw } = problem(slug);
-  const config = grader.configSchema.parse({ ...raw, ...opts.config });
-  const privateData =
-    opts.privateData ?? new Map((grader.privateFiles?.(config) ?? []).map((f) => [f, new Uint8Array(readFileSync(`${SET}/${slug}/${f}`))]));
-  const model = new Uint8Array(readFileSync(`${MODELS}/${modelFile}`));
-  const answer = { model: { sha256: createHash("sha256").update(model).digest("hex"), size: model.length } };
-  const result = await grader.grade({
-    config,
-    privateData,
-    answer,
-    seed: opts.seed ?? "student-1",
-    points,
-    model,
-    runtime: localRuntime,
-    onProgress: opts.onProgress,
-  });
-  expect(gradeResultSchema.parse(result)).toEqual(result);
-  expect(result.maxScore).toBe(points);
-  return result;
-}
+const problem = (slug: string) => loadProblem("onnx-basic", slug);
+const grade = (slug: string, modelFile: string, opts?: GradeOptions) =>
+  gradeModel(grader, problem(slug), fixtureFile(`basic/encoder/${modelFile}`), opts);
 
 const ratioOf = (r: GradeResult): number => Number(/ ([0-9.]+)× that of ISTA/.exec(r.feedback.tests[0]!.message)![1]);
 
@@ -185,7 +146,9 @@ describe("onnx-encoder-objective grading", () => {
 
 describe("onnx-encoder-objective config and answer format", () => {
   it("shows the signature, lambda and scoring, never the dictionary", () => {
-    const config = grader.configSchema.parse(problem("sparse-encoder").config);
+    const sparseEncoder = problem("sparse-encoder");
+    expect(sparseEncoder.type).toBe("onnx-encoder-objective");
+    const config = grader.configSchema.parse(sparseEncoder.config);
     const spec = grader.modelSpec!(config);
     expect(spec.inputs).toEqual([
       { name: "x", dtype: "float32", shape: ["N", 16] },

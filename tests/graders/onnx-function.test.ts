@@ -1,51 +1,13 @@
-import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { parse } from "yaml";
 import { onnxFunctionGrader } from "../../graders/onnx-function.ts";
 import { computeBuiltin, builtinSchema, type BuiltinRef } from "../../graders/onnx/builtins.ts";
 import type { F64 } from "../../graders/onnx/builtins-math.ts";
-import { gradeResultSchema, type GradeResult } from "../../graders/types.ts";
 import { localRuntime } from "../helpers/local-runtime.ts";
+import { fixtureFile, gradeModel, loadProblem, type GradeOptions } from "../helpers/model-grading.ts";
 
-const SET = "tests/fixtures/sets/onnx-basic";
-const MODELS = "tests/fixtures/onnx/basic";
-
-/** A problem of the fixture set: its points and raw grader config (without `type`). */
-function problem(slug: string): { points: number; config: Record<string, unknown> } {
-  const doc = parse(readFileSync(`${SET}/${slug}/problem.yaml`, "utf8"));
-  const { type, ...config } = doc.grader;
-  expect(type).toBe("onnx-function");
-  return { points: doc.points, config };
-}
-
-async function grade(
-  slug: string,
-  modelFile: string,
-  opts: { config?: Record<string, unknown>; seed?: string; onProgress?: (done: number, total: number) => void } = {},
-): Promise<GradeResult> {
-  const { points, config: raw } = problem(slug);
-  const config = onnxFunctionGrader.configSchema.parse({ ...raw, ...opts.config });
-  const privateData = new Map(
-    (onnxFunctionGrader.privateFiles?.(config) ?? []).map((f) => [f, new Uint8Array(readFileSync(`${SET}/${slug}/${f}`))]),
-  );
-  const model = new Uint8Array(readFileSync(`${MODELS}/${modelFile}`));
-  const answer = { model: { sha256: createHash("sha256").update(model).digest("hex"), size: model.length } };
-  const seed = opts.seed ?? "student-1";
-  const result = await onnxFunctionGrader.grade({
-    config,
-    privateData,
-    answer,
-    seed,
-    points,
-    model,
-    runtime: localRuntime,
-    onProgress: opts.onProgress,
-  });
-  expect(gradeResultSchema.parse(result)).toEqual(result);
-  expect(result.maxScore).toBe(points);
-  return result;
-}
+const problem = (slug: string) => loadProblem("onnx-basic", slug);
+const grade = (slug: string, modelFile: string, opts?: GradeOptions) =>
+  gradeModel(onnxFunctionGrader, problem(slug), fixtureFile(`basic/${modelFile}`), opts);
 
 const f64 = (dims: number[], values: number[]): F64 => ({ dims, data: Float64Array.from(values) });
 const run = (ref: Record<string, unknown>, inputs: Record<string, F64>): number[] => [
@@ -233,16 +195,11 @@ describe("onnx-function grading", () => {
   });
 
   it("makes a broken reference the problem's error, not the student's", async () => {
-    const { points, config: raw } = problem("gram-matrix");
-    const config = onnxFunctionGrader.configSchema.parse(raw);
-    const model = new Uint8Array(readFileSync(`${MODELS}/function/gram_ok.onnx`));
-    const answer = { model: { sha256: "0".repeat(64), size: model.length } };
-    const base = { config, answer, seed: "s", points, model, runtime: localRuntime };
-    const missing = await onnxFunctionGrader.grade({ ...base, privateData: new Map() });
+    const missing = await grade("gram-matrix", "function/gram_ok.onnx", { seed: "s", privateData: new Map() });
     expect(missing).toMatchObject({ status: "error", score: 0 });
     expect(missing.feedback.summary).toMatch(/reference model reference\.onnx is missing/);
-    const wrongRef = new Map([["reference.onnx", new Uint8Array(readFileSync(`${MODELS}/function/average_colour_bad_name.onnx`))]]);
-    const broken = await onnxFunctionGrader.grade({ ...base, privateData: wrongRef });
+    const wrongRef = new Map([["reference.onnx", fixtureFile("basic/function/average_colour_bad_name.onnx")]]);
+    const broken = await grade("gram-matrix", "function/gram_ok.onnx", { seed: "s", privateData: wrongRef });
     expect(broken).toMatchObject({ status: "error" });
     expect(broken.feedback.summary).toMatch(/does not match the config: The model's inputs are 'image'/);
     // Barlow Twins with a batch of 1 has a zero std: the builtin is not finite.
@@ -311,7 +268,9 @@ describe("onnx-function config, spec and answer format", () => {
   });
 
   it("gives the signature, budget (merged over defaults) and tolerances, never the reference", () => {
-    const config = onnxFunctionGrader.configSchema.parse({ ...problem("nt-xent").config, budget: { maxNodes: 500 } });
+    const ntXent = problem("nt-xent");
+    expect(ntXent.type).toBe("onnx-function");
+    const config = onnxFunctionGrader.configSchema.parse({ ...ntXent.config, budget: { maxNodes: 500 } });
     const spec = onnxFunctionGrader.modelSpec!(config);
     expect(spec.outputs).toEqual([{ name: "loss", dtype: "float32", shape: [] }]);
     expect(spec.budget).toEqual({
@@ -323,7 +282,9 @@ describe("onnx-function config, spec and answer format", () => {
     const format = onnxFunctionGrader.answerFormat(config, "s");
     expect(format).toEqual({ inputs: spec.inputs, outputs: spec.outputs, ...spec.budget, cases: 10, batch: 8, rtol: 1e-4, atol: 1e-5 });
     expect(JSON.stringify(format)).not.toMatch(/builtin|temperature|reference/);
-    const file = onnxFunctionGrader.configSchema.parse(problem("average-colour").config);
+    const averageColour = problem("average-colour");
+    expect(averageColour.type).toBe("onnx-function");
+    const file = onnxFunctionGrader.configSchema.parse(averageColour.config);
     expect(onnxFunctionGrader.privateFiles!(file)).toEqual(["reference.onnx"]);
     expect(JSON.stringify(onnxFunctionGrader.answerFormat(file, "s"))).not.toMatch(/reference/);
   });

@@ -5,11 +5,11 @@ import { readNpy } from "../../graders/onnx/npy.ts";
 import { ModelFault, type ModelRuntime } from "../../graders/onnx/types.ts";
 import { rng } from "../../graders/random.ts";
 import { localRuntime } from "../helpers/local-runtime.ts";
-import { fixtureFile, gradeModel, loadProblem, measured, progressRecorder } from "../fixtures/onnx/advanced/harness.ts";
+import { fixtureFile, gradeModel, loadProblem, measured, progressRecorder } from "../helpers/model-grading.ts";
 
-const conditional = loadProblem("cvae-digits");
-const unconditional = loadProblem("vae-digits");
-const model = (name: string) => fixtureFile(`generator/${name}.onnx`);
+const conditional = loadProblem("onnx-advanced", "cvae-digits");
+const unconditional = loadProblem("onnx-advanced", "vae-digits");
+const model = (name: string) => fixtureFile(`advanced/generator/${name}.onnx`);
 const npy = (bytes: Uint8Array) => readNpy(bytes).data as Float64Array;
 
 describe("Fréchet distance", () => {
@@ -22,9 +22,9 @@ describe("Fréchet distance", () => {
   });
 
   it("matches numpy's value computed by another route (eigenvalues of Σ1·Σ2)", () => {
-    const reference = JSON.parse(new TextDecoder().decode(fixtureFile("generator/frechet.json"))) as { realVsNoisy: number };
-    const mu2 = npy(fixtureFile("generator/frechet_mu.npy"));
-    const cov2 = npy(fixtureFile("generator/frechet_cov.npy"));
+    const reference = JSON.parse(new TextDecoder().decode(fixtureFile("advanced/generator/frechet.json"))) as { realVsNoisy: number };
+    const mu2 = npy(fixtureFile("advanced/generator/frechet_mu.npy"));
+    const cov2 = npy(fixtureFile("advanced/generator/frechet_cov.npy"));
     expect(frechetDistance(mu, cov, mu2, cov2)).toBeCloseTo(reference.realVsNoisy, 8);
     expect(frechetDistance(mu2, cov2, mu, cov)).toBeCloseTo(reference.realVsNoisy, 8);
   });
@@ -57,7 +57,7 @@ describe("Fréchet distance", () => {
 describe("onnx-generator grader, conditional", () => {
   it("gives full marks to a conditional VAE decoder", async () => {
     const progress = progressRecorder();
-    const r = await gradeModel(generatorGrader, conditional, model("cvae"), {}, { onProgress: progress.onProgress });
+    const r = await gradeModel(generatorGrader, conditional, model("cvae"), { onProgress: progress.onProgress });
     expect(r).toMatchObject({ status: "graded", score: 10, provenance: { executionProvider: "cpu", inputSeed: "student-1" } });
     expect(measured(r, "conditional accuracy")).toBeGreaterThan(0.95);
     expect(measured(r, "Fréchet distance")).toBeLessThan(40);
@@ -67,7 +67,9 @@ describe("onnx-generator grader, conditional", () => {
 
   it("takes the label one-hot when configured so (same decoder, same images, same result)", async () => {
     const index = await gradeModel(generatorGrader, conditional, model("cvae"));
-    const onehot = await gradeModel(generatorGrader, conditional, model("cvae-onehot"), { label: { name: "y", dtype: "float32" } });
+    const onehot = await gradeModel(generatorGrader, conditional, model("cvae-onehot"), {
+      config: { label: { name: "y", dtype: "float32" } },
+    });
     expect(onehot.feedback).toEqual(index.feedback);
   });
 
@@ -117,7 +119,7 @@ describe("onnx-generator grader, conditional", () => {
         };
       },
     };
-    const r = await gradeModel(generatorGrader, conditional, model("cvae"), {}, { runtime: tanh });
+    const r = await gradeModel(generatorGrader, conditional, model("cvae"), { runtime: tanh });
     expect(r).toMatchObject({ status: "rejected", score: 0 });
     expect(r.feedback.summary).toMatch(/must lie in \[0, 1\].*\(x \+ 1\) \/ 2/);
   });
@@ -130,17 +132,17 @@ describe("onnx-generator grader, conditional", () => {
         return localRuntime.open(bytes, opts);
       },
     };
-    const r = await gradeModel(generatorGrader, conditional, model("cvae"), {}, { runtime: broken });
+    const r = await gradeModel(generatorGrader, conditional, model("cvae"), { runtime: broken });
     expect(r.status).toBe("error");
     expect(r.feedback.summary).toMatch(/reference classifier failed/);
   });
 
   it("is deterministic per seed; a config seed fixes the samples for everyone", async () => {
-    const a = await gradeModel(generatorGrader, conditional, model("cvae"), {}, { seed: "alice" });
-    expect(await gradeModel(generatorGrader, conditional, model("cvae"), {}, { seed: "alice" })).toEqual(a);
-    const b = await gradeModel(generatorGrader, conditional, model("cvae"), {}, { seed: "bob" });
+    const a = await gradeModel(generatorGrader, conditional, model("cvae"), { seed: "alice" });
+    expect(await gradeModel(generatorGrader, conditional, model("cvae"), { seed: "alice" })).toEqual(a);
+    const b = await gradeModel(generatorGrader, conditional, model("cvae"), { seed: "bob" });
     expect(measured(b, "Fréchet distance")).not.toBe(measured(a, "Fréchet distance"));
-    const fixed = (seed: string) => gradeModel(generatorGrader, conditional, model("cvae"), { seed: "exam" }, { seed });
+    const fixed = (seed: string) => gradeModel(generatorGrader, conditional, model("cvae"), { config: { seed: "exam" }, seed });
     const [x, y] = await Promise.all([fixed("alice"), fixed("bob")]);
     expect(x).toEqual(y);
     expect(x.provenance!.inputSeed).toBe("exam");
