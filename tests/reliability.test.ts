@@ -60,6 +60,22 @@ describe("exactly one grade per run", () => {
   });
 });
 
+describe("the current grade", () => {
+  it("is the latest run's, even when a superseded run finishes after the regrade", async () => {
+    const id = await submitQueued();
+    expect(await gradeSubmission(gradeDeps(), { submissionId: id, run: 1 })).toBe("graded");
+    const regrade = await h.call("POST", `/v1/submissions/${id}/regrade`, { token: w.instructor.token });
+    expect(regrade.json().run).toBe(2);
+    expect(await gradeSubmission(gradeDeps(), { submissionId: id, run: 2 })).toBe("graded");
+    // Run 1's late twin (a job still in flight when the regrade came) lands last, with another score.
+    const first = await h.db.grade.findFirstOrThrow({ where: { submissionId: id, run: 1 } });
+    await h.db.grade.update({ where: { id: first.id }, data: { score: 0, createdAt: new Date(Date.now() + 60_000) } });
+    const view = (await h.call("GET", `/v1/submissions/${id}`, { token: w.instructor.token })).json();
+    expect(view.score).toBe(2);
+    expect(view.grades.map((g: { run: number }) => g.run)).toEqual([2, 1]);
+  });
+});
+
 describe("nothing is lost", () => {
   it("a submission whose job vanished from Redis is graded after the sweeper runs", async () => {
     const id = await submitQueued();

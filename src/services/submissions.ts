@@ -12,6 +12,12 @@ import { submissionView } from "./submission-view.ts";
 import { prepareAnswer, type UploadedModel } from "./answers.ts";
 
 const DAY_MS = 86_400_000;
+
+/** The current grade is the latest run's: a run superseded by a regrade may still finish after it. */
+const gradesNewestFirst = {
+  orderBy: [{ run: "desc" as const }, { createdAt: "desc" as const }],
+  include: { problem: { include: { revision: true } } },
+};
 const MAX_INSERT_TRIES = 5;
 
 export interface SubmitInput {
@@ -135,7 +141,7 @@ export class SubmissionService {
   private async visible(p: Principal, id: string) {
     const s = await this.db.submission.findUnique({
       where: { id },
-      include: { assignment: true, grades: { orderBy: { createdAt: "desc" }, include: { problem: { include: { revision: true } } } } },
+      include: { assignment: true, grades: gradesNewestFirst },
     });
     if (!s) throw new NotFoundError("Submission", id);
     const role = await courseRole(this.db, p, s.assignment.courseId).catch(() => null);
@@ -157,7 +163,7 @@ export class SubmissionService {
     const rows = await this.db.submission.findMany({
       where: { assignmentId, problemSlug: filter.problem, userId: staff ? filter.userId : (p.userId ?? undefined) },
       orderBy: [{ createdAt: "asc" }],
-      include: { assignment: true, grades: { orderBy: { createdAt: "desc" }, include: { problem: { include: { revision: true } } } } },
+      include: { assignment: true, grades: gradesNewestFirst },
     });
     return rows.map((s) => submissionView(s, staff, new Date()));
   }
