@@ -3,6 +3,7 @@ import rateLimit from "@fastify/rate-limit";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import Fastify, { type FastifyInstance } from "fastify";
+import { Redis } from "ioredis";
 import {
   jsonSchemaTransform,
   jsonSchemaTransformObject,
@@ -106,14 +107,25 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(operationRoutes);
   await app.register(async (v1) => {
-    if (config.RATE_LIMIT_PER_MIN > 0)
+    if (config.RATE_LIMIT_PER_MIN > 0) {
+      // Counted in Redis so that every API instance shares one limit; a Redis outage lets requests through.
+      const redis = new Redis(config.REDIS_URL, { connectTimeout: 500, maxRetriesPerRequest: 1, lazyConnect: true });
+      redis.on("error", () => undefined);
+      app.addHook("onClose", async () => redis.disconnect());
       await v1.register(rateLimit, {
         max: config.RATE_LIMIT_PER_MIN,
         timeWindow: 60_000,
+        redis,
+        nameSpace: `${config.QUEUE_PREFIX}:rate-limit:`,
+        skipOnError: true,
         keyGenerator: (req) => (req.headers.authorization ? sha256(req.headers.authorization) : req.ip),
       });
-    v1.addHook("onRequest", async (req) => {
+    }
+    // preParsing: after the rate limit (a route-level onRequest hook), so token guessing is limited too,
+    // and before the body is read, so nobody unauthenticated makes us parse an upload.
+    v1.addHook("preParsing", async (req, _reply, payload) => {
       req.principal = await app.services.auth.authenticate(req.headers.authorization);
+      return payload;
     });
     await v1.register(userRoutes);
     await v1.register(courseRoutes);
