@@ -173,6 +173,10 @@ function adapterFactory(url: string) {
   const shadows: string[] = [];
   const connectTo = (database: string) => {
     const pool = new pg.Pool({ connectionString: withDatabase(url, database), Client: CatalogCharAsText });
+    // The engine may still hold a connection when close() force-drops the shadow database; that
+    // connection's "terminated by administrator" error is expected and must not crash the process.
+    pool.on("error", () => undefined);
+    pool.on("connect", (client) => client.on("error", () => undefined));
     pools.push(pool);
     return new PrismaPg(pool).connect();
   };
