@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { enqueueGrading } from "../src/grading/queue.ts";
 import { multipart } from "./helpers/bundles.ts";
 import { createAssignment, createHarness, createWorld, waitForGrade, type Harness, type World } from "./helpers/harness.ts";
+import { PREFLIGHT_REFUSALS } from "./fixtures/onnx/hostile/refusals.ts";
 
 const HOSTILE = "tests/fixtures/onnx/hostile";
 const SECRET = `s3cr3t-${randomBytes(8).toString("hex")}`;
@@ -42,21 +43,7 @@ afterAll(async () => {
 });
 
 describe("hostile uploads", () => {
-  it.each([
-    ["truncated", "NOT_ONNX"],
-    ["random", "NOT_ONNX"],
-    ["external_initializer", "EXTERNAL_DATA"],
-    ["external_constant", "EXTERNAL_DATA"],
-    ["external_subgraph", "EXTERNAL_DATA"],
-    ["external_function", "EXTERNAL_DATA"],
-    ["external_sparse", "EXTERNAL_DATA"],
-    ["custom_domain", "DOMAIN_NOT_ALLOWED"],
-    ["opset_too_new", "OPSET_UNSUPPORTED"],
-    ["cos_bomb_const", "CONSTANT_TOO_LARGE"],
-    ["function_bomb", "TOO_MANY_NODES"],
-    ["deep_if", "GRAPH_TOO_DEEP"],
-    ["fixed_batch", "INPUT_MISMATCH"],
-  ])("%s is refused in the request (%s), stores nothing, and the next upload grades", async (name, reason) => {
+  it.each(PREFLIGHT_REFUSALS)("%s is refused in the request (%s), stores nothing, and the next upload grades", async (name, reason) => {
     const before = await h.db.submission.count();
     const res = await upload(name);
     expect(res.statusCode).toBe(422);
