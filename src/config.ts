@@ -54,6 +54,17 @@ const schema = z.object({
         .filter(Boolean),
     )
     .pipe(z.array(z.enum(["cuda", "cpu"])).min(1)),
+  /** Operator domains an uploaded model may use (e.g. add ai.onnx.ml for scikit-learn exports). */
+  ONNX_ALLOWED_DOMAINS: z
+    .string()
+    .default("ai.onnx")
+    .transform((s) =>
+      s
+        .split(",")
+        .map((d) => d.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.string()).min(1)),
   GRADER_INTRA_OP_THREADS: z.coerce.number().int().min(0).default(1),
   GRADER_INTER_OP_THREADS: z.coerce.number().int().min(0).default(1),
   /** Sandbox children per worker process (each runs one model at a time). */

@@ -89,4 +89,27 @@ describe("hostile uploads", () => {
     expect(JSON.stringify(graded)).not.toContain(SECRET);
     await expectBenignGrades();
   });
+
+  it("ONNX_ALLOWED_DOMAINS reaches the API's and the worker's preflight: an allowed custom domain gets to the sandbox", async () => {
+    const open = await createHarness("onnx_domains", { ONNX_ALLOWED_DOMAINS: "ai.onnx, com.evil", GRADER_EXECUTION_PROVIDERS: "cpu" });
+    try {
+      await open.loadSet("tests/fixtures/sets/onnx-hostile");
+      open.startWorker();
+      const world = await createWorld(open, { students: 1, course: "domains" });
+      const a = await createAssignment(open, world, { problemSet: "onnx-hostile" });
+      const res = await open.app.inject({
+        method: "POST",
+        url: `/v1/assignments/${a}/problems/double/submissions`,
+        headers: { authorization: `Bearer ${world.students[0]!.token}` },
+        payload: multipart("model", "custom.onnx", await bytesOf("custom_domain"), "application/octet-stream") as any,
+      });
+      expect(res.statusCode).toBe(202);
+      // onnxruntime knows no com.evil kernels, so the model is refused when the sandbox loads it.
+      const graded = await waitForGrade(open, res.json().id, world.students[0]!.token, 30_000);
+      expect(graded).toMatchObject({ status: "rejected", score: 0 });
+      expect(graded.feedback.summary).toMatch(/MODEL_LOAD_FAILED/);
+    } finally {
+      await open.close();
+    }
+  });
 });

@@ -24,6 +24,7 @@ const gradeDeps = () => ({
   modelRuntime: () => {
     throw new Error("these tests grade no models");
   },
+  preflight: {},
   maxClaims: 6,
   timeoutMs: 5000,
 });

@@ -13,7 +13,7 @@ import { loadSetFromDirectory, formatBundleErrors } from "../catalog/index.ts";
 import { loadConfig } from "../config.ts";
 import { studentSeed } from "../lib/crypto.ts";
 import { prepareAnswer } from "../services/answers.ts";
-import { createModelRuntime } from "../grading/model-runtime.ts";
+import { createModelRuntime, preflightOptions } from "../grading/model-runtime.ts";
 import { getGrader } from "../../graders/index.ts";
 import type { GradeResult } from "../../graders/types.ts";
 
@@ -42,7 +42,7 @@ async function main() {
     : { answer: JSON.parse(answerArg.trim().startsWith("{") ? answerArg : await readFile(answerArg, "utf8")) };
   const prepared = (() => {
     try {
-      return prepareAnswer(grader, problem, input, config.MODEL_MAX_BYTES);
+      return prepareAnswer(grader, problem, input, { maxBytes: config.MODEL_MAX_BYTES, preflight: preflightOptions(config) });
     } catch (e) {
       return fail(`Refused before grading: ${(e as Error).message} ${JSON.stringify((e as { details?: unknown }).details ?? "")}`);
     }

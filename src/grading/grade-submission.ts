@@ -1,7 +1,7 @@
 import type { ModelRuntime } from "../../graders/onnx/types.ts";
 import { rejected } from "../../graders/result.ts";
 import { gradeResultSchema, type GradeResult } from "../../graders/types.ts";
-import { preflight } from "./onnx/preflight.ts";
+import { preflight, type PreflightOptions } from "./onnx/preflight.ts";
 import type { Db } from "../db.ts";
 import { isUniqueViolation } from "../lib/prisma-errors.ts";
 import { gradingDuration, gradingOutcomes } from "../metrics.ts";
@@ -13,6 +13,7 @@ export interface GradeDeps {
   problemSets: ProblemSetService;
   /** Where models run: the sandbox pool, created on the first model problem a worker meets. */
   modelRuntime: () => ModelRuntime;
+  preflight: PreflightOptions;
   /** A run claimed more often than this (workers dying on it) is given up as failed. */
   maxClaims: number;
   timeoutMs: number;
@@ -56,7 +57,7 @@ export async function gradeSubmission(deps: GradeDeps, job: GradingJob): Promise
   const problem = await loadProblem(deps, s.problemId);
   const started = performance.now();
   const model = s.modelSha256 ? await loadModel(db, s.modelSha256) : undefined;
-  const result = await withTimeout(runGrader(problem, s, model, deps.modelRuntime), deps.timeoutMs);
+  const result = await withTimeout(runGrader(problem, s, model, deps), deps.timeoutMs);
   const durationMs = Math.round(performance.now() - started);
   const r: GradeResult = gradeResultSchema.parse(result);
   const status = r.status === "graded" ? "graded" : r.status === "rejected" ? "rejected" : "failed";
@@ -109,14 +110,14 @@ async function runGrader(
   problem: GradableProblem,
   s: { answer: unknown; seed: string },
   model: Uint8Array | undefined,
-  modelRuntime: () => ModelRuntime,
+  deps: Pick<GradeDeps, "modelRuntime" | "preflight">,
 ): Promise<GradeResult> {
   const input = { config: problem.config, privateData: problem.privateData, answer: s.answer, seed: s.seed, points: problem.points };
   if (!problem.grader.modelSpec) return problem.grader.grade(input);
   if (!model) return rejected(problem.points, "This problem takes an ONNX model, and the submission has none.");
-  const check = preflight(model, problem.grader.modelSpec(problem.config));
+  const check = preflight(model, problem.grader.modelSpec(problem.config), deps.preflight);
   if (!check.ok) return rejected(problem.points, `Model refused (${check.code}): ${check.message}`);
-  return problem.grader.grade({ ...input, model, runtime: modelRuntime() });
+  return problem.grader.grade({ ...input, model, runtime: deps.modelRuntime() });
 }
 
 /** After the last retry an infrastructure failure is visible to staff as `failed`, never left `running`. */

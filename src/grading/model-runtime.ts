@@ -1,4 +1,5 @@
 import type { Config } from "../config.ts";
+import type { PreflightOptions } from "./onnx/preflight.ts";
 import { createSandboxRuntime, type SandboxLogger, type SandboxRuntime } from "./onnx/runtime.ts";
 
 export type { SandboxRuntime };
@@ -13,7 +14,13 @@ export type ModelRuntimeConfig = Pick<
   | "SANDBOX_MEMORY_MB"
   | "MODEL_TIMEOUT_S"
   | "WORKER_CONCURRENCY"
+  | "ONNX_ALLOWED_DOMAINS"
 >;
+
+/** What preflight allows, from config: the same for the API's check and the worker's. */
+export const preflightOptions = (config: Pick<Config, "ONNX_ALLOWED_DOMAINS">): PreflightOptions => ({
+  allowedDomains: config.ONNX_ALLOWED_DOMAINS,
+});
 
 /** The sandboxed child-process pool where every model (student's and reference) runs. */
 export function createModelRuntime(config: ModelRuntimeConfig, logger: SandboxLogger): SandboxRuntime {

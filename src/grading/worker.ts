@@ -4,7 +4,7 @@ import type { Db } from "../db.ts";
 import { gradingOutcomes } from "../metrics.ts";
 import type { ProblemSetService } from "../services/problem-sets.ts";
 import { gradeSubmission, markFailed } from "./grade-submission.ts";
-import { createModelRuntime, type ModelRuntimeConfig, type SandboxRuntime } from "./model-runtime.ts";
+import { createModelRuntime, preflightOptions, type ModelRuntimeConfig, type SandboxRuntime } from "./model-runtime.ts";
 import { gradingJobSchema, QUEUE_NAME, redisConnection, type GradingJob } from "./queue.ts";
 
 type WorkerConfig = Pick<
@@ -18,7 +18,14 @@ export function startGradingWorker(config: WorkerConfig, db: Db, problemSets: Pr
   // One sandbox pool per worker process, started when the first model problem arrives.
   let runtime: SandboxRuntime | undefined;
   const modelRuntime = () => (runtime ??= createModelRuntime(config, log));
-  const deps = { db, problemSets, modelRuntime, maxClaims: config.GRADING_ATTEMPTS * 2, timeoutMs: config.GRADER_TIMEOUT_S * 1000 };
+  const deps = {
+    db,
+    problemSets,
+    modelRuntime,
+    preflight: preflightOptions(config),
+    maxClaims: config.GRADING_ATTEMPTS * 2,
+    timeoutMs: config.GRADER_TIMEOUT_S * 1000,
+  };
   const worker = new Worker<GradingJob>(
     QUEUE_NAME,
     async (job: Job<GradingJob>) => {

@@ -1,5 +1,5 @@
 import type { Grader } from "../../graders/types.ts";
-import { preflight } from "../grading/onnx/preflight.ts";
+import { preflight, type PreflightOptions } from "../grading/onnx/preflight.ts";
 import { AppError, BadRequestError, PayloadTooLargeError, UnprocessableError } from "../errors.ts";
 import { sha256 } from "../lib/crypto.ts";
 
@@ -30,7 +30,7 @@ export function prepareAnswer(
   grader: Grader,
   problem: Problem,
   input: { answer?: unknown; model?: UploadedModel },
-  serverMaxBytes: number,
+  limits: { maxBytes: number; preflight: PreflightOptions },
 ): PreparedAnswer {
   const takesModel = Boolean(grader.modelSpec);
   if (takesModel && !input.model)
@@ -49,11 +49,11 @@ export function prepareAnswer(
 
   const { bytes, filename } = input.model;
   const spec = grader.modelSpec!(grader.configSchema.parse(problem.graderConfig));
-  const limit = Math.min(serverMaxBytes, spec.budget.maxBytes);
+  const limit = Math.min(limits.maxBytes, spec.budget.maxBytes);
   if (bytes.byteLength > limit)
     throw new PayloadTooLargeError(`The model is ${bytes.byteLength} bytes; this problem accepts at most ${limit}.`);
   if (bytes.byteLength === 0) throw new BadRequestError("EMPTY_MODEL", "The uploaded `model` file is empty.");
-  const check = preflight(bytes, spec);
+  const check = preflight(bytes, spec, limits.preflight);
   if (!check.ok) throw new UnprocessableError("MODEL_REJECTED", check.message, { reason: check.code });
   const hash = sha256(bytes);
   return {

@@ -10,6 +10,7 @@ import type { Principal } from "./auth.ts";
 import type { ProblemSetService } from "./problem-sets.ts";
 import { submissionView } from "./submission-view.ts";
 import { prepareAnswer, type UploadedModel } from "./answers.ts";
+import { preflightOptions } from "../grading/model-runtime.ts";
 
 const DAY_MS = 86_400_000;
 
@@ -35,7 +36,7 @@ export class SubmissionService {
     private readonly db: Db,
     private readonly queue: GradingQueue,
     private readonly problemSets: ProblemSetService,
-    private readonly config: Pick<Config, "SEED_SECRET" | "MODEL_MAX_BYTES">,
+    private readonly config: Pick<Config, "SEED_SECRET" | "MODEL_MAX_BYTES" | "ONNX_ALLOWED_DOMAINS">,
     private readonly log: Logger,
   ) {}
 
@@ -49,7 +50,10 @@ export class SubmissionService {
     const current = await this.problemSets.currentProblem(assignment.problemSetId, input.problemSlug);
     if (!current) throw new NotFoundError(`Problem '${input.problemSlug}' in assignment`, input.assignmentId);
 
-    const { answer, blob, requestHash } = prepareAnswer(current.grader, current.problem, input, this.config.MODEL_MAX_BYTES);
+    const { answer, blob, requestHash } = prepareAnswer(current.grader, current.problem, input, {
+      maxBytes: this.config.MODEL_MAX_BYTES,
+      preflight: preflightOptions(this.config),
+    });
     if (input.idempotencyKey) {
       const replay = await this.replay(userId, input.idempotencyKey, requestHash);
       if (replay) return replay;
