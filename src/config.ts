@@ -2,6 +2,19 @@ import { z } from "zod";
 
 const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
 
+/** "a, b,c" → ["a", "b", "c"], each item checked, at least one. */
+const commaList = <T extends z.ZodType<unknown, string>>(dflt: string, item: T) =>
+  z
+    .string()
+    .default(dflt)
+    .transform((s) =>
+      s
+        .split(",")
+        .map((x) => x.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(item).min(1));
+
 const schema = z.object({
   NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
   HOST: z.string().default("0.0.0.0"),
@@ -44,27 +57,9 @@ const schema = z.object({
     .positive()
     .default(64 * 1024 * 1024),
   /** Execution providers in order of preference; a failing one falls back to the next once. */
-  GRADER_EXECUTION_PROVIDERS: z
-    .string()
-    .default("cuda,cpu")
-    .transform((s) =>
-      s
-        .split(",")
-        .map((p) => p.trim())
-        .filter(Boolean),
-    )
-    .pipe(z.array(z.enum(["cuda", "cpu"])).min(1)),
+  GRADER_EXECUTION_PROVIDERS: commaList("cuda,cpu", z.enum(["cuda", "cpu"])),
   /** Operator domains an uploaded model may use (e.g. add ai.onnx.ml for scikit-learn exports). */
-  ONNX_ALLOWED_DOMAINS: z
-    .string()
-    .default("ai.onnx")
-    .transform((s) =>
-      s
-        .split(",")
-        .map((d) => d.trim())
-        .filter(Boolean),
-    )
-    .pipe(z.array(z.string()).min(1)),
+  ONNX_ALLOWED_DOMAINS: commaList("ai.onnx", z.string()),
   GRADER_INTRA_OP_THREADS: z.coerce.number().int().min(0).default(1),
   GRADER_INTER_OP_THREADS: z.coerce.number().int().min(0).default(1),
   /** Sandbox children per worker process (each runs one model at a time). */
