@@ -11,6 +11,8 @@ export const testResultSchema = z.object({
   status: z.enum(["passed", "failed", "partial", "error"]),
   message: z.string(),
   visibility: visibilitySchema.default("visible"),
+  /** What only staff see: raw runtime errors or private shapes and values; students get `message`. */
+  staffMessage: z.string().optional(),
 });
 export type TestResult = z.infer<typeof testResultSchema>;
 

@@ -28,8 +28,8 @@ const schema = z.object({
     .min(32, "ADMIN_TOKEN must be at least 32 characters")
     .optional()
     .or(z.literal("").transform(() => undefined)),
-  /** Secret behind per-student seeds; students must not be able to compute each other's numbers. */
-  SEED_SECRET: z.string().min(16).default("dev-seed-secret-change-me"),
+  /** Secret behind per-student seeds; students must not be able to compute each other's numbers. Required in production. */
+  SEED_SECRET: z.string().min(16).optional(),
   /** `npm run worker` serves /metrics and /healthz here (0 turns it off); `npm start` uses the API's. */
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
@@ -73,13 +73,41 @@ const schema = z.object({
   LOAD_PROBLEMS: bool.default(true),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   RATE_LIMIT_PER_MIN: z.coerce.number().int().min(0).default(600),
+  /** Failed authentications allowed per client address per minute (guessed, revoked or expired tokens). */
+  AUTH_FAILURES_PER_MIN: z.coerce.number().int().min(0).default(100),
+  /** Proxies whose X-Forwarded-For is believed: comma-separated addresses or CIDRs; empty trusts none. */
+  TRUST_PROXY: z.string().default(""),
+  /** Longest lifetime of a token a user mints for themselves. */
+  TOKEN_MAX_DAYS: z.coerce.number().int().min(1).default(365),
+  /** When set, /metrics (API and worker) needs `Authorization: Bearer <METRICS_TOKEN>`. */
+  METRICS_TOKEN: z.string().min(16).optional(),
+  /** Development only: run models without an address-space cap when prlimit is missing. */
+  SANDBOX_ALLOW_UNCAPPED: bool.default(false),
+  /** Unprivileged user the sandbox children run as when the worker runs as root. */
+  SANDBOX_USER: z.string().default("nobody"),
+  /** Process (thread) limit of a sandbox child (prlimit --nproc). */
+  SANDBOX_MAX_PROCS: z.coerce.number().int().min(16).default(256),
+  /** Threads that run synchronous graders (text, expressions, fits) off the event loop; default WORKER_CONCURRENCY. */
+  GRADER_THREADS: z.coerce.number().int().min(1).max(64).optional(),
+  /** Heap cap of one grader thread. */
+  GRADER_THREAD_MEMORY_MB: z.coerce.number().int().min(32).default(512),
 });
 
-export type Config = z.infer<typeof schema>;
+const DEV_SEED_SECRET = "dev-seed-secret-change-me";
+
+/** Production must not run on the development seed secret: anyone could compute every student's numbers. */
+const refined = schema
+  .superRefine((c, ctx) => {
+    if (c.NODE_ENV === "production" && !c.SEED_SECRET)
+      ctx.addIssue({ code: "custom", path: ["SEED_SECRET"], message: "must be set when NODE_ENV=production (openssl rand -hex 32)" });
+  })
+  .transform((c) => ({ ...c, SEED_SECRET: c.SEED_SECRET ?? DEV_SEED_SECRET }));
+
+export type Config = z.output<typeof refined>;
 
 /** Parses the environment once; a bad value stops the process with one line per problem. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = schema.safeParse(env);
+  const parsed = refined.safeParse(env);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
     throw new ConfigError(`Invalid configuration:\n${lines.join("\n")}`);

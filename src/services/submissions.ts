@@ -54,8 +54,9 @@ export class SubmissionService {
       maxBytes: this.config.MODEL_MAX_BYTES,
       preflight: preflightOptions(this.config),
     });
+    const scope = { userId, assignmentId: assignment.id, problemSlug: input.problemSlug };
     if (input.idempotencyKey) {
-      const replay = await this.replay(userId, input.idempotencyKey, requestHash);
+      const replay = await this.replay(scope, input.idempotencyKey, requestHash);
       if (replay) return replay;
     }
 
@@ -80,7 +81,7 @@ export class SubmissionService {
         requestHash,
       },
     });
-    if (!submission) return (await this.replay(userId, input.idempotencyKey!, requestHash))!;
+    if (!submission) return (await this.replay(scope, input.idempotencyKey!, requestHash))!;
     await this.enqueue(submission.id, 1);
     return { id: submission.id, status: submission.status, attempt: submission.attempt, replayed: false };
   }
@@ -94,8 +95,15 @@ export class SubmissionService {
     }
   }
 
-  private async replay(userId: string, key: string, requestHash: string): Promise<SubmitResult | null> {
-    const prior = await this.db.submission.findUnique({ where: { userId_idempotencyKey: { userId, idempotencyKey: key } } });
+  /** A key is scoped to (user, assignment, problem): the same key on another problem is a different request. */
+  private async replay(
+    scope: { userId: string; assignmentId: string; problemSlug: string },
+    key: string,
+    requestHash: string,
+  ): Promise<SubmitResult | null> {
+    const prior = await this.db.submission.findUnique({
+      where: { userId_assignmentId_problemSlug_idempotencyKey: { ...scope, idempotencyKey: key } },
+    });
     if (!prior) return null;
     if (prior.requestHash !== requestHash)
       throw new ConflictError("IDEMPOTENCY_KEY_REUSED", "This Idempotency-Key was used for a different request; use a new key.");
@@ -135,7 +143,10 @@ export class SubmissionService {
         });
       } catch (e) {
         if (!isUniqueViolation(e)) throw e;
-        if (data.idempotencyKey && (await this.db.submission.count({ where: { userId, idempotencyKey: data.idempotencyKey } })))
+        if (
+          data.idempotencyKey &&
+          (await this.db.submission.count({ where: { userId, assignmentId, problemSlug, idempotencyKey: data.idempotencyKey } }))
+        )
           return null;
       }
     }
