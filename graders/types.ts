@@ -46,6 +46,8 @@ export interface GradeInput<C, A> {
   /** Model graders only: the uploaded model's bytes (answer holds its sha256), and where to run models. */
   model?: Uint8Array;
   runtime?: ModelRuntime;
+  /** Aborted when the run's wall-clock budget is spent: pass it to every model session you open. */
+  signal?: AbortSignal;
   /** Long evaluations report progress (the CLI draws a bar from it). */
   onProgress?: (done: number, total: number) => void;
 }

@@ -87,8 +87,13 @@ export interface ModelSession {
 
 export interface ModelRuntime {
   readonly ortVersion: string;
-  /** Throws ModelFault when the model cannot be loaded. `role` is for logs and limits. */
-  open(model: Uint8Array, opts: { role: "submission" | "reference" }): Promise<ModelSession>;
+  /**
+   * Throws ModelFault when the model cannot be loaded. `role` is for logs and limits.
+   * When `signal` aborts (the grading run's budget ran out), the session's child is killed at once:
+   * a request in flight of a "submission" session rejects with ModelFault("MODEL_TIMEOUT"), one of a
+   * "reference" session with the signal's reason; later calls reject with the reason too.
+   */
+  open(model: Uint8Array, opts: { role: "submission" | "reference"; signal?: AbortSignal }): Promise<ModelSession>;
 }
 
 /** Provenance a model grader reports so that a score can be reproduced; stored on the Grade. */
