@@ -21,13 +21,13 @@ export function graded(points: number, score: number, summary: string, tests: Te
 }
 
 /** The answer could not be graded as submitted (a student's mistake of form); the message says why. */
-export function rejected(points: number, message: string): GradeResult {
-  return { score: 0, maxScore: round6(points), status: "rejected", feedback: { summary: message, tests: [] } };
+export function rejected(points: number, message: string, code?: string): GradeResult {
+  return { score: 0, maxScore: round6(points), status: "rejected", feedback: { summary: message, tests: [] }, ...(code && { code }) };
 }
 
 /** The problem itself is broken (e.g. a reference that is not finite for this student's parameters). */
-export function problemError(points: number, message: string): GradeResult {
-  return { score: 0, maxScore: round6(points), status: "error", feedback: { summary: message, tests: [] } };
+export function problemError(points: number, message: string, code?: string): GradeResult {
+  return { score: 0, maxScore: round6(points), status: "error", feedback: { summary: message, tests: [] }, ...(code && { code }) };
 }
 
 /** zod issues as one line: "selected[0]: Invalid input; ..." */

@@ -25,6 +25,8 @@ export const gradeResultSchema = z.object({
     summary: z.string(),
     tests: z.array(testResultSchema),
   }),
+  /** Machine-readable reason of a `rejected` or `error` result (e.g. MODEL_TIMEOUT), stored as Submission.lastErrorCode. */
+  code: z.string().optional(),
   /** Set when the grader is not confident (e.g. free text); staff should look. */
   needsReview: z.boolean().optional(),
   /** Model graders: how the score was made (provider, onnxruntime version, input seed), for reproduction. */

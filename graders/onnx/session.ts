@@ -85,6 +85,6 @@ export async function runBatches(
 
 /** A model fault becomes a `rejected` result that says what went wrong; anything else propagates (retry). */
 export function faultToResult(points: number, err: unknown, what = "Your model"): GradeResult {
-  if (err instanceof ModelFault) return rejected(points, `${what} could not be evaluated (${err.code}): ${err.message}`);
+  if (err instanceof ModelFault) return rejected(points, `${what} could not be evaluated (${err.code}): ${err.message}`, err.code);
   throw err;
 }
