@@ -11,7 +11,12 @@ export const choiceConfigSchema = z
     options: z.array(z.strictObject({ id, text: z.string().min(1) })).min(2),
     correct: z.array(id).min(1),
     multiple: z.boolean().default(false),
-    scoring: z.enum(["all-or-nothing", "partial"]).default("all-or-nothing"),
+    /**
+     * Multiple choice only. partial: (right − wrong) / |correct|. balanced: right / |correct| −
+     * wrong / |incorrect|, so each wrong pick cancels a right one in proportion and selecting every
+     * option earns 0. Both floored at 0.
+     */
+    scoring: z.enum(["all-or-nothing", "partial", "balanced"]).default("all-or-nothing"),
     /** Show the options in a per-student order (ids stay the same). */
     shuffle: z.boolean().default(false),
   })
@@ -32,12 +37,21 @@ export const choiceConfigSchema = z
   });
 export type ChoiceConfig = z.output<typeof choiceConfigSchema>;
 
+/** The share of the points for `right` correct and `wrong` incorrect picks (multiple choice, partial or balanced). */
+function creditFraction(config: ChoiceConfig, right: number, wrong: number): number {
+  const nCorrect = config.correct.length;
+  if (config.scoring === "partial") return Math.max(0, right - wrong) / nCorrect;
+  // With no incorrect option there is nothing to cancel (and no 0/0).
+  const nIncorrect = config.options.length - nCorrect;
+  return Math.max(0, right / nCorrect - (nIncorrect === 0 ? 0 : wrong / nIncorrect));
+}
+
 export const choiceAnswerSchema = z.strictObject({ selected: z.array(id).max(1000) });
 export type ChoiceAnswer = z.output<typeof choiceAnswerSchema>;
 
 export const choiceGrader: Grader<ChoiceConfig, ChoiceAnswer> = {
   type: "choice",
-  version: "1.0.0",
+  version: "1.1.0",
   configSchema: choiceConfigSchema,
   answerSchema: choiceAnswerSchema,
 
@@ -70,8 +84,8 @@ export const choiceGrader: Grader<ChoiceConfig, ChoiceAnswer> = {
     if (selected.length === 0) {
       score = 0;
       message = "No option selected.";
-    } else if (config.scoring === "partial" && config.multiple) {
-      score = (Math.max(0, right - wrong) / config.correct.length) * points;
+    } else if (config.scoring !== "all-or-nothing" && config.multiple) {
+      score = creditFraction(config, right, wrong) * points;
       message = exact
         ? "Correct."
         : `${right} of ${config.correct.length} correct options selected; ${wrong} incorrect option(s) selected.`;

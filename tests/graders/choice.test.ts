@@ -73,6 +73,35 @@ describe("choice grader: multiple choice", () => {
     expect(partial.feedback.summary).toBe("2 of 3 correct options selected; 1 incorrect option(s) selected.");
   });
 
+  it("balanced: right / correct − wrong / incorrect, floored at 0, so selecting everything earns 0", async () => {
+    // 8 options, 6 correct (P1's proportions): under "partial" selecting all would earn (6 − 2) / 6.
+    const eight = Array.from({ length: 8 }, (_, i) => ({ id: `o${i}`, text: `option ${i}` }));
+    const config = { options: eight, correct: ["o0", "o1", "o2", "o3", "o4", "o5"], multiple: true, scoring: "balanced" };
+    const cases: [string[], number][] = [
+      [["o0", "o1", "o2", "o3", "o4", "o5"], 10],
+      [["o0", "o1", "o2"], 5],
+      [["o0", "o1", "o2", "o3", "o4", "o5", "o6"], 5], // one of two wrong options costs half
+      [["o0", "o1", "o2", "o6"], 0],
+      [eight.map((o) => o.id), 0],
+      [["o6", "o7"], 0],
+      [[], 0],
+    ];
+    for (const [selected, score] of cases) expect((await grade(choiceGrader, config, { selected })).score, selected.join()).toBe(score);
+    expect((await grade(choiceGrader, { ...config, scoring: "partial" }, { selected: eight.map((o) => o.id) })).score).toBe(6.666667);
+  });
+
+  it("balanced: with every option correct there is nothing to cancel", async () => {
+    const config = { options: options.slice(0, 2), correct: ["a", "b"], multiple: true, scoring: "balanced" };
+    expect((await grade(choiceGrader, config, { selected: ["a"] })).score).toBe(5);
+    expect((await grade(choiceGrader, config, { selected: ["a", "b"] })).score).toBe(10);
+  });
+
+  it("balanced on a single-choice problem is all-or-nothing", async () => {
+    const config = { ...single, scoring: "balanced" };
+    expect((await grade(choiceGrader, config, { selected: ["b"] })).score).toBe(10);
+    expect((await grade(choiceGrader, config, { selected: ["a"] })).score).toBe(0);
+  });
+
   it("is all-or-nothing by default", async () => {
     const config = { ...multi, scoring: undefined };
     expect((await grade(choiceGrader, config, { selected: ["a", "b"] })).score).toBe(0);
