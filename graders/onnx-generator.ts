@@ -13,19 +13,27 @@ import {
 } from "./onnx/advanced-kit.ts";
 import { frechetDistance, meanCov } from "./onnx/frechet.ts";
 import { argmax } from "./onnx/linear-eval.ts";
+import {
+  checkMemorisation,
+  MAX_MEMORISATION_WORK,
+  memorisationSchema,
+  nearestDistances,
+  type MemorisationResult,
+} from "./onnx/memorisation.ts";
 import { readNpy } from "./onnx/npy.ts";
 import { faultToResult, requireModel, runChecked, withSession } from "./onnx/session.ts";
 import { ModelFault, modelAnswerSchema, type ModelAnswer, type Tensor, type TensorSpec } from "./onnx/types.ts";
 import { rng } from "./random.ts";
 import { graded, prepare, problemError, test } from "./result.ts";
-import type { Grader } from "./types.ts";
+import type { Grader, TestResult } from "./types.ts";
 
 /**
  * onnx-generator: VAE decoders and (conditional) GAN generators, judged through a private reference
  * classifier the way FID judges through Inception. The grader draws z ~ N(0, I) (and balanced
  * labels), the student's model makes images, the classifier gives logits and features, and the
  * score mixes conditional accuracy, confidence, class diversity and the Fréchet distance to the
- * real data's feature statistics (precomputed, so no private image leaves the server).
+ * real data's feature statistics (precomputed, so no private image leaves the server). An optional
+ * memorisation check (onnx/memorisation.ts) takes credit away from samples that are copies of real images.
  */
 
 const name = z.string().min(1).max(200);
@@ -56,6 +64,8 @@ export const generatorConfigSchema = z
         frechet: rampSchema.optional(),
       })
       .refine((p) => Object.values(p).some(Boolean), { message: "name at least one part to score" }),
+    /** Samples closer than `minDistance` to one of these private images are copies and earn nothing. */
+    memorisation: memorisationSchema.optional(),
     /** Fixes the latent samples for every student (otherwise they follow the student's seed). */
     seed: z.string().min(1).optional(),
     budget: budgetField,
@@ -107,7 +117,7 @@ export const generatorGrader: Grader<GeneratorConfig, ModelAnswer> = {
   configSchema: generatorConfigSchema,
   answerSchema: modelAnswerSchema,
 
-  privateFiles: (c) => [c.classifier, c.realStats.mean, c.realStats.cov],
+  privateFiles: (c) => [c.classifier, c.realStats.mean, c.realStats.cov, ...(c.memorisation ? [c.memorisation.images] : [])],
 
   modelSpec: (c) => ({ ...specs(c), budget: c.budget }),
 
@@ -124,6 +134,9 @@ export const generatorGrader: Grader<GeneratorConfig, ModelAnswer> = {
         labels: `balanced: sample i asks for class i mod ${c.classes}, ${c.label.dtype === "int64" ? "as an int64 index" : "one-hot float32"}`,
       }),
       imageRange: [0, 1],
+      ...(c.memorisation && {
+        memorisation: `a sample closer than ${c.memorisation.minDistance} (root-mean-square pixel difference) to a real image is a copy; copies earn nothing (up to ${Math.round(c.memorisation.allowed * 100)}% forgiven)`,
+      }),
       parts: Object.fromEntries(
         (Object.entries(c.parts) as [PartName, Ramp | undefined][])
           .filter((e): e is [PartName, Ramp] => e[1] !== undefined)
@@ -147,6 +160,8 @@ export const generatorGrader: Grader<GeneratorConfig, ModelAnswer> = {
     const cov = toFloat64(readNpy(covBytes, c.realStats.cov));
     if (cov.length !== mu.length * mu.length)
       return problemError(points, "The problem's feature statistics do not fit together (mean [F], covariance [F, F]).");
+    const references = c.memorisation && referenceImages(input.privateData.get(c.memorisation.images), c);
+    if (typeof references === "string") return problemError(points, references);
 
     const inputSeed = c.seed ?? input.seed;
     const n = c.samples;
@@ -231,16 +246,27 @@ export const generatorGrader: Grader<GeneratorConfig, ModelAnswer> = {
     }
 
     const m = measure(logits, features, labels, c.classes, mu, cov);
+    const memo =
+      references && checkMemorisation(nearestDistances(images, n, references, references.length / pixels, pixels), c.memorisation!);
+    const factor = memo ? memo.factor : 1;
     const entries = (Object.entries(c.parts) as [PartName, Ramp | undefined][]).filter((e): e is [PartName, Ramp] => e[1] !== undefined);
     const totalWeight = entries.reduce((s, [, p]) => s + p.weight, 0);
     let score = 0;
     const tests = entries.map(([k, p]) => {
       const max = (points * p.weight) / totalWeight;
-      const part = rampScore(m[k], p) * max;
+      const part = rampScore(m[k], p) * max * factor;
       score += part;
-      return test(PARTS[k].title, part, max, `${fmt(m[k])}: ${PARTS[k].what} (no credit at ${p.zeroAt}, full credit at ${p.fullAt}).`);
+      const copied = factor < 1 ? ` Copies earn nothing: this part is multiplied by ${fmt(factor)}.` : "";
+      return test(
+        PARTS[k].title,
+        part,
+        max,
+        `${fmt(m[k])}: ${PARTS[k].what} (no credit at ${p.zeroAt}, full credit at ${p.fullAt}).${copied}`,
+      );
     });
+    if (memo) tests.push(memorisationTest(memo, n, c.memorisation!.minDistance));
     const summary =
+      (memo && memo.copies > 0 ? `${memo.copies} of ${n} samples are copies of real images. ` : "") +
       `${n} samples: ` +
       [
         c.label && `conditional accuracy ${fmt(m.accuracy)}`,
@@ -257,6 +283,32 @@ export const generatorGrader: Grader<GeneratorConfig, ModelAnswer> = {
     };
   },
 };
+
+/** The memorisation check's reference images, flat, or what is wrong with the problem's file. */
+function referenceImages(bytes: Uint8Array | undefined, c: GeneratorConfig): Float64Array | string {
+  if (!bytes) return "The problem's reference files are missing.";
+  const t = readNpy(bytes, c.memorisation!.images);
+  const pixels = c.output.shape.reduce((a, b) => a * b, 1);
+  const shape = t.dims.slice(1);
+  if (t.dims.length < 2 || shape.reduce((a, b) => a * b, 1) !== pixels)
+    return `The problem's memorisation images have shape [${t.dims.join(", ")}]; expected [M, ${c.output.shape.join(", ")}].`;
+  if (t.dims[0]! * pixels * c.samples > MAX_MEMORISATION_WORK)
+    return `The problem's memorisation check would compare ${c.samples} samples with ${t.dims[0]} images; at most ${MAX_MEMORISATION_WORK} pixel comparisons.`;
+  return toFloat64(t);
+}
+
+/** A row that says whether samples were copies; it carries no points of its own (the parts are scaled). */
+function memorisationTest(memo: MemorisationResult, n: number, minDistance: number): TestResult {
+  const message =
+    `${memo.copies} of ${n} samples lie closer than ${minDistance} (root-mean-square pixel difference) to a real image ` +
+    `and count as copies of it; the median distance to the nearest real image is ${fmt(memo.medianDistance)}. ` +
+    (memo.copies === 0
+      ? "No sample is a copy."
+      : memo.factor < 1
+        ? `A generator must make new images, not return stored ones: the parts' credit is multiplied by ${fmt(memo.factor)}.`
+        : "So few that they are forgiven.");
+  return { ...test("Memorisation check", 0, 0, message), status: memo.factor < 1 ? "failed" : "passed" };
+}
 
 function measure(
   logits: Float32Array,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { generatorGrader } from "../../graders/onnx-generator.ts";
 import { frechetDistance, meanCov, sqrtPsd, symmetricEigen } from "../../graders/onnx/frechet.ts";
+import { checkMemorisation, nearestDistances } from "../../graders/onnx/memorisation.ts";
 import { readNpy } from "../../graders/onnx/npy.ts";
 import { ModelFault, type ModelRuntime } from "../../graders/onnx/types.ts";
 import { rng } from "../../graders/random.ts";
@@ -61,7 +62,7 @@ describe("onnx-generator grader, conditional", () => {
     expect(r).toMatchObject({ status: "graded", score: 10, provenance: { executionProvider: "cpu", inputSeed: "student-1" } });
     expect(measured(r, "conditional accuracy")).toBeGreaterThan(0.95);
     expect(measured(r, "Fréchet distance")).toBeLessThan(40);
-    expect(r.feedback.tests.map((t) => t.name)).toEqual(["Conditional accuracy", "Diversity", "Fréchet distance"]);
+    expect(r.feedback.tests.map((t) => t.name)).toEqual(["Conditional accuracy", "Diversity", "Fréchet distance", "Memorisation check"]);
     progress.check();
   });
 
@@ -149,12 +150,71 @@ describe("onnx-generator grader, conditional", () => {
   });
 });
 
+describe("onnx-generator grader, memorisation check", () => {
+  const withoutCheck = (p: typeof conditional) => {
+    const { memorisation: _, ...config } = p.config;
+    return { ...p, config };
+  };
+
+  it("takes everything from a lookup table of the real digits, which otherwise scores full marks", async () => {
+    for (const [problem, name] of [
+      [unconditional, "lookup"],
+      [conditional, "lookup-cond"],
+    ] as const) {
+      const unchecked = await gradeModel(generatorGrader, withoutCheck(problem), model(name));
+      expect(unchecked.score, name).toBeGreaterThan(9); // real digits: perfect confidence, accuracy and Fréchet distance
+      const r = await gradeModel(generatorGrader, problem, model(name));
+      expect(r).toMatchObject({ status: "graded", score: 0 });
+      expect(r.feedback.summary).toMatch(/^500 of 500 samples are copies of real images\./);
+      const check = r.feedback.tests.at(-1)!;
+      expect(check).toMatchObject({ name: "Memorisation check", status: "failed", score: 0, maxScore: 0 });
+      expect(check.message).toMatch(/must make new images, not return stored ones/);
+      expect(r.feedback.tests[0]!.message).toMatch(/Copies earn nothing: this part is multiplied by 0/);
+    }
+  });
+
+  it("leaves a generator of new digits untouched, and tells it how far from the real ones it stays", async () => {
+    const checked = await gradeModel(generatorGrader, conditional, model("cvae"));
+    const unchecked = await gradeModel(generatorGrader, withoutCheck(conditional), model("cvae"));
+    expect(checked.score).toBe(unchecked.score);
+    expect(checked.feedback.tests.slice(0, -1)).toEqual(unchecked.feedback.tests);
+    expect(checked.feedback.tests.at(-1)).toMatchObject({
+      status: "passed",
+      message: expect.stringMatching(/^0 of 500 samples .* No sample is a copy\./),
+    });
+  });
+
+  it("scales the credit by the share of copies beyond those forgiven", () => {
+    const d = Float64Array.from({ length: 100 }, (_, i) => (i < 30 ? 0.01 : 0.2));
+    expect(checkMemorisation(d, { minDistance: 0.05, allowed: 0 })).toEqual({ copies: 30, factor: 0.7, medianDistance: 0.2 });
+    expect(
+      checkMemorisation(
+        d.map((v, i) => (i < 2 ? 0.01 : 0.2)),
+        { minDistance: 0.05, allowed: 0.02 },
+      ).factor,
+    ).toBe(1);
+    // Nearest by RMS over the pixels: [0, 0] is 0.5 from [0.5, 0.5] and 0.1 from [0.1, 0.1].
+    expect([...nearestDistances([0, 0, 1, 1], 2, [0.5, 0.5, 0.1, 0.1, 1, 0.8], 3, 2)]).toEqual([
+      expect.closeTo(0.1, 12),
+      expect.closeTo(Math.sqrt(0.02), 12),
+    ]);
+  });
+
+  it("refuses reference images of another shape as the problem's error", async () => {
+    const privateData = new Map(conditional.privateData);
+    privateData.set("real_x.npy", conditional.privateData.get("real_mu.npy")!);
+    const r = await gradeModel(generatorGrader, conditional, model("cvae"), { privateData });
+    expect(r).toMatchObject({ status: "error", score: 0 });
+    expect(r.feedback.summary).toMatch(/memorisation images have shape \[32\]; expected \[M, 1, 8, 8\]/);
+  });
+});
+
 describe("onnx-generator grader, unconditional", () => {
   it("scores a VAE decoder highly, an undertrained one in between, noise low", async () => {
     const good = await gradeModel(generatorGrader, unconditional, model("vae"));
     const early = await gradeModel(generatorGrader, unconditional, model("vae-undertrained"));
     const noise = await gradeModel(generatorGrader, unconditional, model("noise"));
-    expect(good.feedback.tests.map((t) => t.name)).toEqual(["Confidence", "Diversity", "Fréchet distance"]);
+    expect(good.feedback.tests.map((t) => t.name)).toEqual(["Confidence", "Diversity", "Fréchet distance", "Memorisation check"]);
     expect(good.score).toBeGreaterThan(8);
     expect(early.score).toBeGreaterThan(3);
     expect(early.score).toBeLessThan(7);
@@ -178,7 +238,8 @@ describe("onnx-generator grader, unconditional", () => {
       { name: "z", dtype: "float32", shape: ["N", 8] },
       { name: "y", dtype: "int64", shape: ["N"] },
     ]);
-    expect(generatorGrader.privateFiles!(cond)).toEqual(["classifier.onnx", "real_mu.npy", "real_cov.npy"]);
+    expect(generatorGrader.privateFiles!(cond)).toEqual(["classifier.onnx", "real_mu.npy", "real_cov.npy", "real_x.npy"]);
+    expect(format.memorisation).toMatch(/closer than 0\.05 .* copies earn nothing/);
   });
 
   it("checks its config", () => {
