@@ -2,12 +2,17 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { loadSetFromTarGz } from "../catalog/index.ts";
 import { BadRequestError, UnprocessableError } from "../errors.ts";
-import { authErrors, errorBody } from "./schemas.ts";
+import { authErrors, errorBody, uuid } from "./schemas.ts";
 
 const problemSummary = z.object({ slug: z.string(), title: z.string(), points: z.number(), type: z.string() });
 const setSummary = z
   .object({ slug: z.string(), title: z.string(), revision: z.number().int(), problems: z.array(problemSummary) })
   .meta({ id: "ProblemSetSummary" });
+const setParams = z.object({ slug: z.string().max(100) });
+const ownerParams = setParams.extend({ userId: uuid });
+const owner = z
+  .object({ userId: uuid, name: z.string(), email: z.string(), addedById: uuid.nullable(), createdAt: z.date() })
+  .meta({ id: "ProblemSetOwner" });
 
 export const problemSetRoutes: FastifyPluginAsyncZod = async (app) => {
   app.get(
@@ -15,11 +20,14 @@ export const problemSetRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       schema: {
         tags: ["problem-sets"],
-        summary: "List problem sets at their latest revision",
+        summary: "The problem sets the caller may read, at their latest revision",
+        description:
+          "Admins: every set. Course staff: the deployment's sets, sets they own and sets assigned in their courses. " +
+          "Students: sets of their courses' assignments that have opened.",
         response: { 200: z.array(setSummary), ...authErrors },
       },
     },
-    async () => app.services.problemSets.list(),
+    async (req) => app.services.problemSets.list(req.principal),
   );
 
   app.get(
@@ -28,7 +36,8 @@ export const problemSetRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         tags: ["problem-sets"],
         summary: "A problem set with statements (the caller's own numbers) and answer formats",
-        params: z.object({ slug: z.string().max(100) }),
+        description: "404 unless the caller may read the set (see GET /v1/problem-sets).",
+        params: setParams,
         response: {
           200: setSummary.extend({
             description: z.string().nullable(),
@@ -47,6 +56,9 @@ export const problemSetRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         tags: ["problem-sets"],
         summary: "Upload a problem set bundle (admin, instructor): multipart field `bundle`, a .tar.gz of one set folder",
+        description:
+          "A new slug makes the uploader its owner. A new revision of an existing slug needs an owner or an admin " +
+          "(a set of the deployment's catalog: an admin); anyone else gets 403 `PROBLEM_SET_OWNED` and nothing is stored.",
         consumes: ["multipart/form-data"],
         response: {
           201: setSummary.extend({ created: z.boolean() }),
@@ -73,6 +85,48 @@ export const problemSetRoutes: FastifyPluginAsyncZod = async (app) => {
         );
       const saved = await app.services.problemSets.save(loaded.set, "upload", req.principal);
       return reply.status(201).send(saved);
+    },
+  );
+
+  app.get(
+    "/v1/problem-sets/:slug/owners",
+    {
+      schema: {
+        tags: ["problem-sets"],
+        summary: "Who may revise a set (its owners, admins)",
+        params: setParams,
+        response: { 200: z.array(owner), ...authErrors },
+      },
+    },
+    async (req) => app.services.problemSets.owners.list(req.principal, req.params.slug),
+  );
+
+  app.put(
+    "/v1/problem-sets/:slug/owners/:userId",
+    {
+      schema: {
+        tags: ["problem-sets"],
+        summary: "Add a co-owner (an owner, an admin); uploading still needs the instructor role",
+        params: ownerParams,
+        response: { 200: owner, ...authErrors, 409: errorBody },
+      },
+    },
+    async (req) => app.services.problemSets.owners.add(req.principal, req.params.slug, req.params.userId),
+  );
+
+  app.delete(
+    "/v1/problem-sets/:slug/owners/:userId",
+    {
+      schema: {
+        tags: ["problem-sets"],
+        summary: "Remove an owner (an owner, an admin); the last owner cannot be removed (409 LAST_OWNER)",
+        params: ownerParams,
+        response: { 204: z.null(), ...authErrors, 409: errorBody },
+      },
+    },
+    async (req, reply) => {
+      await app.services.problemSets.owners.remove(req.principal, req.params.slug, req.params.userId);
+      return reply.status(204).send(null);
     },
   );
 };

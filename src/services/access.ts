@@ -1,9 +1,9 @@
-import type { Db } from "../db.ts";
+import type { Db, Prisma } from "../db.ts";
 import { ForbiddenError, NotFoundError } from "../errors.ts";
 import type { Principal } from "./auth.ts";
 
 export type CourseRole = "student" | "ta" | "instructor";
-const STAFF: readonly CourseRole[] = ["ta", "instructor"];
+const STAFF: CourseRole[] = ["ta", "instructor"];
 
 export function requireAdmin(p: Principal): void {
   if (p.role !== "admin") throw new ForbiddenError("Only an admin may do this.");
@@ -15,14 +15,25 @@ export function requireUser(p: Principal): string {
   return p.userId;
 }
 
-/** The caller's role in the course ("instructor" for admins); 404 when they are not in it, so courses stay unknowable. */
+/**
+ * The caller's role in the course ("instructor" for admins), or null when they are not in it or it does not exist.
+ * Only "no such row" becomes null: a database failure propagates and the error handler answers 503, never 404.
+ */
+export async function memberRole(db: Db, p: Principal, courseId: string): Promise<CourseRole | null> {
+  if (p.role === "admin") return (await db.course.findUnique({ where: { id: courseId }, select: { id: true } })) ? "instructor" : null;
+  if (!p.userId) return null;
+  const enrollment = await db.enrollment.findUnique({
+    where: { courseId_userId: { courseId, userId: p.userId } },
+    select: { role: true },
+  });
+  return enrollment?.role ?? null;
+}
+
+/** The caller's role in the course; 404 when they are not in it, so courses stay unknowable. */
 export async function courseRole(db: Db, p: Principal, courseId: string): Promise<CourseRole> {
-  const course = await db.course.findUnique({ where: { id: courseId }, select: { id: true } });
-  if (course && p.role === "admin") return "instructor";
-  const enrollment =
-    course && p.userId ? await db.enrollment.findUnique({ where: { courseId_userId: { courseId, userId: p.userId } } }) : null;
-  if (!enrollment) throw new NotFoundError("Course", courseId);
-  return enrollment.role;
+  const role = await memberRole(db, p, courseId);
+  if (!role) throw new NotFoundError("Course", courseId);
+  return role;
 }
 
 export const isStaff = (role: CourseRole): boolean => STAFF.includes(role);
@@ -34,3 +45,23 @@ export async function requireCourseRole(db: Db, p: Principal, courseId: string, 
 }
 
 export const requireStaff = (db: Db, p: Principal, courseId: string) => requireCourseRole(db, p, courseId, STAFF);
+
+/**
+ * The problem sets a caller may read, as a filter. Admins: all. Owners: their sets. Course staff (ta or instructor
+ * anywhere): the deployment's sets and every set assigned in a course they staff. Students: a set assigned in one of
+ * their courses once that assignment has opened. Everything else answers 404, as if it did not exist.
+ */
+export async function readableSets(db: Db, p: Principal, now = new Date()): Promise<Prisma.ProblemSetWhereInput> {
+  if (p.role === "admin") return {};
+  const userId = p.userId;
+  if (!userId) return { id: { in: [] } };
+  const staffSomewhere = (await db.enrollment.count({ where: { userId, role: { in: STAFF } } })) > 0;
+  const inCourseAs = (role: Prisma.EnumCourseRoleFilter) => ({ course: { enrollments: { some: { userId, role } } } });
+  return {
+    OR: [
+      { owners: { some: { userId } } },
+      ...(staffSomewhere ? [{ deployment: true }, { assignments: { some: inCourseAs({ in: STAFF }) } }] : []),
+      { assignments: { some: { ...inCourseAs({ equals: "student" }), OR: [{ opensAt: null }, { opensAt: { lte: now } }] } } },
+    ],
+  };
+}

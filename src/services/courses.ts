@@ -1,7 +1,7 @@
 import type { Db } from "../db.ts";
 import { ConflictError, ForbiddenError, NotFoundError, UnprocessableError } from "../errors.ts";
 import { isUniqueViolation } from "../lib/prisma-errors.ts";
-import { courseRole, requireAdmin, requireCourseRole, type CourseRole } from "./access.ts";
+import { courseRole, readableSets, requireAdmin, requireCourseRole, type CourseRole } from "./access.ts";
 import { audit } from "./audit.ts";
 import type { Principal } from "./auth.ts";
 
@@ -68,8 +68,9 @@ export class CourseService {
 
   async createAssignment(p: Principal, courseId: string, input: AssignmentInput) {
     await requireCourseRole(this.db, p, courseId, ["instructor"]);
-    const set = await this.db.problemSet.findUnique({
-      where: { slug: input.problemSet },
+    // A set the instructor may not read answers exactly like one that does not exist: slugs are not guessable handles.
+    const set = await this.db.problemSet.findFirst({
+      where: { AND: [{ slug: input.problemSet }, await readableSets(this.db, p)] },
       include: { revisions: { orderBy: { revision: "desc" }, take: 1 } },
     });
     if (!set || set.revisions.length === 0)

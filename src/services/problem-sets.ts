@@ -3,12 +3,17 @@ import { renderStatement } from "../../graders/params.ts";
 import type { Grader, PrivateData } from "../../graders/types.ts";
 import type { LoadedSet } from "../catalog/index.ts";
 import type { Config } from "../config.ts";
-import type { Db } from "../db.ts";
+import type { Db, Prisma } from "../db.ts";
 import { ConflictError, ForbiddenError, NotFoundError } from "../errors.ts";
 import { sha256, studentSeed } from "../lib/crypto.ts";
 import { isUniqueViolation } from "../lib/prisma-errors.ts";
+import { readableSets } from "./access.ts";
 import { audit } from "./audit.ts";
 import type { Principal } from "./auth.ts";
+import { claimSlug, SetOwnerService } from "./set-owners.ts";
+
+/** Large bundles write many blob bytes in one transaction; Prisma's default 5 s would abort an honest upload. */
+const SAVE_TIMEOUT_MS = 60_000;
 
 const latestRevision = {
   revisions: { orderBy: { revision: "desc" as const }, take: 1, include: { problems: { orderBy: { position: "asc" as const } } } },
@@ -29,81 +34,93 @@ export interface GradableProblem {
 }
 
 export class ProblemSetService {
+  readonly owners: SetOwnerService;
+
   constructor(
     private readonly db: Db,
     private readonly config: Pick<Config, "SEED_SECRET">,
-  ) {}
+  ) {
+    this.owners = new SetOwnerService(db);
+  }
 
-  /** Stores a validated set as a new immutable revision, unless the latest one has the same content. */
-  async save(set: LoadedSet, source: string, actor: Principal | null) {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.saveOnce(set, source, actor);
-      } catch (e) {
-        // Two uploads of one slug raced for the same revision number: the loser retries once on top of the winner.
-        if (isUniqueViolation(e) && attempt < 2) continue;
-        if (isUniqueViolation(e)) throw new ConflictError("CONCURRENT_UPLOAD", `Another upload of '${set.slug}' is in progress; retry.`);
-        throw e;
-      }
+  /**
+   * Stores a validated set as a new immutable revision, unless the latest one has the same content. A set from the
+   * deployment's problems/ folder ("directory") belongs to the deployment; an uploaded new slug makes its uploader
+   * the owner, in the same transaction. Revising an existing slug needs an owner or an admin (deployment sets: an
+   * admin); anyone else gets 403 PROBLEM_SET_OWNED and nothing is written.
+   */
+  async save(set: LoadedSet, source: "directory" | "upload", actor: Principal | null) {
+    try {
+      return await this.db.$transaction((tx) => this.saveIn(tx, set, source, actor), { timeout: SAVE_TIMEOUT_MS });
+    } catch (e) {
+      if (isUniqueViolation(e)) throw new ConflictError("CONCURRENT_UPLOAD", `Another upload of '${set.slug}' is in progress; retry.`);
+      throw e;
     }
   }
 
-  private async saveOnce(set: LoadedSet, source: string, actor: Principal | null) {
-    return this.db.$transaction(async (tx) => {
-      const ps = await tx.problemSet.upsert({ where: { slug: set.slug }, create: { slug: set.slug }, update: {}, include: latestRevision });
-      const latest = ps.revisions[0];
-      if (latest?.contentHash === set.contentHash) return { created: false, ...summary(set.slug, latest, latest.problems) };
-
-      const blobs = new Map<string, Uint8Array>();
-      for (const p of set.problems) for (const bytes of p.assets.values()) blobs.set(sha256(bytes), bytes);
-      if (blobs.size)
-        await tx.blob.createMany({
-          data: [...blobs].map(([hash, bytes]) => ({ sha256: hash, size: bytes.byteLength, data: bytes as Uint8Array<ArrayBuffer> })),
-          skipDuplicates: true,
-        });
-      const revision = await tx.problemSetRevision.create({
-        data: {
-          problemSetId: ps.id,
-          revision: (latest?.revision ?? 0) + 1,
-          title: set.title,
-          description: set.description ?? null,
-          contentHash: set.contentHash,
-          source,
-          uploadedById: actor?.userId ?? null,
-          problems: {
-            create: set.problems.map((p) => ({
-              slug: p.slug,
-              position: p.position,
-              title: p.title,
-              points: p.points,
-              statement: p.statement,
-              graderType: p.graderType,
-              graderConfig: p.graderConfig as object,
-              assets: { create: [...p.assets].map(([path, bytes]) => ({ path, blobSha256: sha256(bytes) })) },
-            })),
-          },
-        },
-        include: { problems: { orderBy: { position: "asc" } } },
-      });
-      await audit(
-        tx,
-        actor?.userId ?? null,
-        "problem_set.revision",
-        { type: "problem_set", id: ps.id },
-        { revision: revision.revision, source },
-      );
-      return { created: true, ...summary(set.slug, revision, revision.problems) };
+  private async saveIn(tx: Prisma.TransactionClient, set: LoadedSet, source: "directory" | "upload", actor: Principal | null) {
+    const ps = await claimSlug(tx, set.slug, source, actor);
+    const latest = await tx.problemSetRevision.findFirst({
+      where: { problemSetId: ps.id },
+      orderBy: { revision: "desc" },
+      include: { problems: { orderBy: { position: "asc" } } },
     });
+    if (latest?.contentHash === set.contentHash) return { created: false, ...summary(set.slug, latest, latest.problems) };
+
+    const blobs = new Map<string, Uint8Array>();
+    for (const p of set.problems) for (const bytes of p.assets.values()) blobs.set(sha256(bytes), bytes);
+    if (blobs.size)
+      await tx.blob.createMany({
+        data: [...blobs].map(([hash, bytes]) => ({ sha256: hash, size: bytes.byteLength, data: bytes as Uint8Array<ArrayBuffer> })),
+        skipDuplicates: true,
+      });
+    const revision = await tx.problemSetRevision.create({
+      data: {
+        problemSetId: ps.id,
+        revision: (latest?.revision ?? 0) + 1,
+        title: set.title,
+        description: set.description ?? null,
+        contentHash: set.contentHash,
+        source,
+        uploadedById: actor?.userId ?? null,
+        problems: {
+          create: set.problems.map((p) => ({
+            slug: p.slug,
+            position: p.position,
+            title: p.title,
+            points: p.points,
+            statement: p.statement,
+            graderType: p.graderType,
+            graderConfig: p.graderConfig as object,
+            assets: { create: [...p.assets].map(([path, bytes]) => ({ path, blobSha256: sha256(bytes) })) },
+          })),
+        },
+      },
+      include: { problems: { orderBy: { position: "asc" } } },
+    });
+    await audit(
+      tx,
+      actor?.userId ?? null,
+      "problem_set.revision",
+      { type: "problem_set", id: ps.id },
+      { revision: revision.revision, source },
+    );
+    return { created: true, ...summary(set.slug, revision, revision.problems) };
   }
 
-  async list() {
-    const sets = await this.db.problemSet.findMany({ orderBy: { slug: "asc" }, include: latestRevision });
+  /** Every set the caller may read, at its latest revision. */
+  async list(p: Principal) {
+    const sets = await this.db.problemSet.findMany({
+      where: await readableSets(this.db, p),
+      orderBy: { slug: "asc" },
+      include: latestRevision,
+    });
     return sets.filter((s) => s.revisions.length > 0).map((s) => summary(s.slug, s.revisions[0]!, s.revisions[0]!.problems));
   }
 
   /** The latest revision as this caller sees it: their own numbers in randomised statements, nothing private. */
   async get(p: Principal, slug: string) {
-    const set = await this.db.problemSet.findUnique({ where: { slug }, include: latestRevision });
+    const set = await this.db.problemSet.findFirst({ where: { AND: [{ slug }, await readableSets(this.db, p)] }, include: latestRevision });
     const rev = set?.revisions[0];
     if (!set || !rev) throw new NotFoundError("Problem set", slug);
     return {
