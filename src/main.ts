@@ -4,6 +4,7 @@ import { buildApp, buildServices } from "./app.ts";
 import { loadAllSets, formatBundleErrors } from "./catalog/index.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { createDb, type Db } from "./db.ts";
+import { checkSandbox, SandboxUnavailable } from "./grading/model-runtime.ts";
 import { createGradingQueue } from "./grading/queue.ts";
 import { startSweeper } from "./grading/sweeper.ts";
 import { startGradingWorker } from "./grading/worker.ts";
@@ -38,6 +39,18 @@ const redact = (url: string) => url.replace(/\/\/([^:@/]+):[^@/]+@/, "//$1:***@"
 
 async function main(mode: Mode) {
   const config = loadConfig();
+  // Fail closed: no memory cap for models, no worker (before anything else, so the line is the only output).
+  if (mode !== "api") {
+    try {
+      const { isolation } = checkSandbox(config);
+      if (isolation.memoryCapMb === null)
+        console.warn("SANDBOX_ALLOW_UNCAPPED=true: models run WITHOUT a memory cap (development only); grades record it.");
+    } catch (e) {
+      if (!(e instanceof SandboxUnavailable)) throw e;
+      console.error(`The grading worker cannot start: ${e.message}`);
+      process.exit(1);
+    }
+  }
   const db = createDb(config.DATABASE_URL);
   const problems = await checkDependencies(config, db);
   if (problems.length) {

@@ -1,8 +1,10 @@
 import type { Config } from "../config.ts";
 import type { PreflightOptions } from "./onnx/preflight.ts";
+import { planSandbox, type SandboxPlan } from "./onnx/isolation.ts";
 import { createSandboxRuntime, type SandboxLogger, type SandboxRuntime } from "./onnx/runtime.ts";
 
 export type { SandboxRuntime };
+export { SandboxUnavailable } from "./onnx/isolation.ts";
 
 export type ModelRuntimeConfig = Pick<
   Config,
@@ -12,6 +14,9 @@ export type ModelRuntimeConfig = Pick<
   | "SANDBOX_POOL_SIZE"
   | "SANDBOX_RECYCLE_AFTER"
   | "SANDBOX_MEMORY_MB"
+  | "SANDBOX_ALLOW_UNCAPPED"
+  | "SANDBOX_USER"
+  | "SANDBOX_MAX_PROCS"
   | "MODEL_TIMEOUT_S"
   | "WORKER_CONCURRENCY"
   | "ONNX_ALLOWED_DOMAINS"
@@ -22,15 +27,28 @@ export const preflightOptions = (config: Pick<Config, "ONNX_ALLOWED_DOMAINS">): 
   allowedDomains: config.ONNX_ALLOWED_DOMAINS,
 });
 
+const isolationOptions = (config: ModelRuntimeConfig) => ({
+  memoryBytes: config.SANDBOX_MEMORY_MB * 1024 * 1024,
+  maxProcs: config.SANDBOX_MAX_PROCS,
+  user: config.SANDBOX_USER,
+  allowUncapped: config.SANDBOX_ALLOW_UNCAPPED,
+});
+
+/**
+ * What a worker checks before it starts: how sandbox children will run on this host. Throws
+ * SandboxUnavailable (one line for the operator) when they cannot run capped, e.g. without prlimit.
+ */
+export const checkSandbox = (config: ModelRuntimeConfig): SandboxPlan => planSandbox(isolationOptions(config));
+
 /** The sandboxed child-process pool where every model (student's and reference) runs. */
 export function createModelRuntime(config: ModelRuntimeConfig, logger: SandboxLogger): SandboxRuntime {
   const timeoutMs = Math.round(config.MODEL_TIMEOUT_S * 1000);
   return createSandboxRuntime({
+    ...isolationOptions(config),
     providers: config.GRADER_EXECUTION_PROVIDERS,
     // A grade may hold a student's session and a reference session at once.
     size: config.SANDBOX_POOL_SIZE ?? config.WORKER_CONCURRENCY * 2,
     recycleAfter: config.SANDBOX_RECYCLE_AFTER,
-    memoryBytes: config.SANDBOX_MEMORY_MB * 1024 * 1024,
     loadTimeoutMs: timeoutMs,
     runTimeoutMs: timeoutMs,
     intraOpNumThreads: config.GRADER_INTRA_OP_THREADS,

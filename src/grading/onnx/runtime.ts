@@ -12,6 +12,7 @@ import {
   type Tensor,
   type TensorData,
 } from "../../../graders/onnx/types.ts";
+import { planSandbox, type Isolation } from "./isolation.ts";
 import { ChildGone, SandboxPool, type Reply, type SandboxChild } from "./sandbox-pool.ts";
 import { encodeModel } from "./schema.ts";
 
@@ -36,6 +37,12 @@ export const sandboxOptionsSchema = z.strictObject({
     .int()
     .min(256 * MiB)
     .default(2048 * MiB),
+  /** Process/thread limit of a child (prlimit --nproc); counted per account, so it binds only for a non-root one. */
+  maxProcs: z.number().int().min(16).default(256),
+  /** The account children run as when this process is root. */
+  user: z.string().min(1).default("nobody"),
+  /** Run without prlimit (no memory cap) instead of refusing; for development machines only. */
+  allowUncapped: z.boolean().default(false),
   loadTimeoutMs: z.number().int().min(1).default(20_000),
   runTimeoutMs: z.number().int().min(1).default(20_000),
   acquireTimeoutMs: z.number().int().min(1).default(60_000),
@@ -80,8 +87,9 @@ export interface SandboxStats {
   killed: number;
 }
 
-export type SandboxRuntime = ModelRuntime & { close(): Promise<void>; stats(): SandboxStats };
+export type SandboxRuntime = ModelRuntime & { readonly isolation: Isolation; close(): Promise<void>; stats(): SandboxStats };
 
+/** Throws SandboxUnavailable when this host cannot start capped children (see isolation.ts). */
 export function createSandboxRuntime(options: SandboxOptions & { logger?: SandboxLogger } = {}): SandboxRuntime {
   const { logger = { warn: (obj, msg) => console.warn(msg, obj) }, ...rest } = options;
   return new SandboxModelRuntime(sandboxOptionsSchema.parse(rest), logger);
@@ -106,6 +114,7 @@ const PROBE_MODEL = encodeModel({
 class SandboxModelRuntime implements SandboxRuntime {
   readonly ortVersion = ortPackageVersion();
   readonly pool: SandboxPool;
+  readonly isolation: Isolation;
   private choice: Promise<string[]> | null = null;
   private chosen: string[] | null = null;
   private provider: string | null = null;
@@ -114,13 +123,17 @@ class SandboxModelRuntime implements SandboxRuntime {
     readonly o: Options,
     private readonly logger: SandboxLogger,
   ) {
+    const plan = planSandbox({ memoryBytes: o.memoryBytes, maxProcs: o.maxProcs, user: o.user, allowUncapped: o.allowUncapped });
+    this.isolation = plan.isolation;
+    if (plan.isolation.memoryCapMb === null)
+      logger.warn({ isolation: plan.isolation }, "SANDBOX_ALLOW_UNCAPPED: prlimit is missing, sandbox children run WITHOUT a memory cap");
     this.pool = new SandboxPool({
+      plan,
       size: o.size,
       maxChildren: Math.max(o.maxChildren ?? 2 * o.size, o.size),
       recycleAfter: o.recycleAfter,
       acquireTimeoutMs: o.acquireTimeoutMs,
       startTimeoutMs: o.startTimeoutMs,
-      memoryBytes: o.memoryBytes,
       passEnv: o.passEnv,
       childScript: CHILD_SCRIPT,
       ortEntry: ORT_ENTRY,
@@ -133,19 +146,30 @@ class SandboxModelRuntime implements SandboxRuntime {
     });
   }
 
-  async open(model: Uint8Array, opts: { role: "submission" | "reference" }): Promise<ModelSession> {
-    const providers = await this.providers();
-    const child = await this.pool.acquire();
+  async open(model: Uint8Array, opts: { role: "submission" | "reference"; signal?: AbortSignal }): Promise<ModelSession> {
+    const { role, signal } = opts;
+    if (signal?.aborted) throw abortFault(role, signal);
+    const providers = await untilAborted(this.providers(), signal, role);
+    const child = await untilAborted(this.pool.acquire(), signal, role, (c) => this.pool.release(c));
     child.models++;
+    // From here the run's budget can end this child at any moment: whatever waits on it gets the abort.
+    const onAbort = () => {
+      child.abort(abortFault(role, signal!));
+      this.pool.destroy(child);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
     let reply: Reply;
     try {
-      reply = await this.call(child, this.openRequest(providers), [model], "load", opts.role);
+      reply = await this.call(child, this.openRequest(providers), [model], "load", role);
       if (!reply.ok) throw this.refusal(child, reply, "load");
     } catch (e) {
+      signal?.removeEventListener("abort", onAbort);
       this.pool.release(child);
       throw e;
     }
-    return new SandboxSession(this, child, providers[0]!, reply.inputNames as string[], reply.outputNames as string[], opts.role);
+    const session = new SandboxSession(this, child, providers[0]!, reply.inputNames as string[], reply.outputNames as string[], role);
+    if (signal) session.watch(signal, onAbort);
+    return session;
   }
 
   stats(): SandboxStats {
@@ -286,6 +310,7 @@ class SandboxSession implements ModelSession {
   private closed = false;
   /** Set when the child died under this session: later runs repeat the fault. */
   private fault: Error | null = null;
+  private unwatch: (() => void) | null = null;
 
   constructor(
     private readonly rt: SandboxModelRuntime,
@@ -295,6 +320,17 @@ class SandboxSession implements ModelSession {
     readonly outputNames: readonly string[],
     private readonly role: string,
   ) {}
+
+  /** The run's signal: once it aborts, every later call fails the same way (the child is gone by then). */
+  watch(signal: AbortSignal, onAbort: () => void) {
+    const stop = () => {
+      this.fault ??= abortFault(this.role, signal);
+      onAbort();
+    };
+    signal.removeEventListener("abort", onAbort);
+    signal.addEventListener("abort", stop, { once: true });
+    this.unwatch = () => signal.removeEventListener("abort", stop);
+  }
 
   async run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>> {
     if (this.closed) throw new Error("run() on a closed model session");
@@ -314,6 +350,7 @@ class SandboxSession implements ModelSession {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.unwatch?.();
     try {
       if (!this.child.gone) {
         const r = await this.child.request({ op: "close" }, this.rt.o.loadTimeoutMs);
@@ -325,6 +362,38 @@ class SandboxSession implements ModelSession {
       this.rt.pool.release(this.child);
     }
   }
+}
+
+/**
+ * What a request gets when the run's budget runs out: the student's model is to blame for its own slowness
+ * (MODEL_TIMEOUT, a `rejected` result); a reference model belongs to the problem, so the grader sees the reason.
+ */
+function abortFault(role: string, signal: AbortSignal): Error {
+  if (role === "submission")
+    return new ModelFault("MODEL_TIMEOUT", "Grading ran out of time while your model was running, so it was stopped.");
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason : new Error(`the grading run was aborted: ${String(reason)}`);
+}
+
+/** `p`, unless the signal aborts first; a value that arrives after the abort is handed to `late` (e.g. released). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined, role: string, late?: (v: T) => void): Promise<T> {
+  if (!signal) return p;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortFault(role, signal));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        if (signal.aborted) late?.(v);
+        else resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
 }
 
 /** A run request: each feed's name, dtype and dims; the data go as the request's bytes, in the same order. */

@@ -1,7 +1,7 @@
 // One sandbox child: holds at most one onnxruntime session and answers the parent's requests in order.
 // Plain JS so that bare `node` starts it without a TypeScript loader; started by sandbox-pool.ts as
-//   prlimit --as=<bytes> -- node sandbox-child.mjs <absolute path of onnxruntime-node's entry>
-// in an empty working directory with a scrubbed environment. Replies carry a `kind` chosen here, never
+//   [unshare -n] [setpriv --reuid=…] prlimit --as=<bytes> --core=0 --nproc=<n> -- node sandbox-child.mjs <ort entry>
+// in an empty working directory with a scrubbed environment (isolation.ts decides the prefix). Replies carry a `kind` chosen here, never
 // parsed out of onnxruntime's messages, because those can contain names from the hostile model.
 //
 // Requests come on the IPC channel, possibly several ahead. The bytes they carry (model, tensors) are
@@ -92,6 +92,10 @@ const handlers = {
 
   async close() {
     await release();
+    // A large batch should not stay pinned in an idle child; a kept one is zeroed, so that the next session
+    // (another student's model) finds no bytes of this one in it.
+    if (inbox.byteLength > KEEP_BYTES) inbox = new ArrayBuffer(0);
+    else new Uint8Array(inbox).fill(0);
     return {};
   },
 };
@@ -99,7 +103,6 @@ const handlers = {
 async function release() {
   const s = session;
   session = null;
-  if (inbox.byteLength > KEEP_BYTES) inbox = new ArrayBuffer(0); // a large batch should not stay pinned in an idle child
   if (s) await s.release();
 }
 

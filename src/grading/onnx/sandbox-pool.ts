@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, rmSync, unlinkSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, ftruncateSync, mkdtempSync, openSync, rmSync, unlinkSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
+import type { SandboxPlan } from "./isolation.ts";
 
 /**
  * Child processes that run onnxruntime for the worker: each in an empty temporary working directory,
@@ -27,7 +28,8 @@ export interface PoolOptions {
   recycleAfter: number;
   acquireTimeoutMs: number;
   startTimeoutMs: number;
-  memoryBytes: number;
+  /** How children are started (memory cap, account, network): decided once by isolation.ts. */
+  plan: SandboxPlan;
   /** Environment variables passed through to children; everything else (secrets, NODE_OPTIONS) is dropped. */
   passEnv: readonly string[];
   childScript: string;
@@ -65,8 +67,6 @@ interface Pending {
 export type Reply = { id: number; ok: true; [key: string]: unknown } | { id: number; ok: false; kind: string; error: string };
 
 const STDERR_TAIL = 8192;
-/** An exchange file up to this size is kept between sessions: writing pages it already has is cheaper. */
-const KEEP_BYTES = 64 * 1024 * 1024;
 
 export class SandboxChild {
   readonly proc: ChildProcess;
@@ -90,12 +90,15 @@ export class SandboxChild {
   /** Sent and unanswered, oldest first. Only the oldest is running, so only its clock runs. */
   private queue: Pending[] = [];
 
-  constructor(opts: PoolOptions, prlimit: string | null) {
+  constructor(opts: PoolOptions) {
     const cwd = mkdtempSync(join(tmpdir(), "onnx-sandbox-"));
-    const env: NodeJS.ProcessEnv = {};
+    // Empty, and not writable by the child (onnxruntime would otherwise leave files in it): any account may
+    // enter and list it, which is all that the child, possibly running as another account, needs.
+    chmodSync(cwd, 0o555);
+    // Fewer helper threads per child (12 -> 8), so the per-account process limit leaves room for more children.
+    const env: NodeJS.ProcessEnv = { UV_THREADPOOL_SIZE: "2" };
     for (const key of opts.passEnv) if (process.env[key] !== undefined) env[key] = process.env[key];
-    const node = [process.execPath, "--no-warnings", opts.childScript, opts.ortEntry];
-    const argv = prlimit ? [prlimit, `--as=${opts.memoryBytes}`, "--", ...node] : node;
+    const argv = [...opts.plan.prefix, process.execPath, "--no-warnings", "--v8-pool-size=2", opts.childScript, opts.ortEntry];
     // No name and no write access on the child's side: it can read only what it is sent, and fill nothing.
     const file = join(tmpdir(), `onnx-sandbox-${randomUUID()}`);
     this.bytesFd = openSync(file, "wx", 0o600);
@@ -184,9 +187,12 @@ export class SandboxChild {
     });
   }
 
-  /** Back in the pool: a large exchange file is emptied; a small one is kept, as its pages are then ready. */
+  /**
+   * Back in the pool: the exchange file is emptied, so the next session (another student's) can never read
+   * this one's model or inputs from it; truncated pages read back as zeros.
+   */
   reset() {
-    if (!this.dead && this.queue.length === 0 && this.bytesEnd > KEEP_BYTES) {
+    if (!this.dead && this.queue.length === 0 && this.bytesEnd > 0) {
       ftruncateSync(this.bytesFd, 0);
       this.bytesEnd = 0;
     }
@@ -194,6 +200,12 @@ export class SandboxChild {
 
   get gone(): boolean {
     return this.dead || this.killed;
+  }
+
+  /** The run's budget ran out: every request waiting on this child gets `err` now, and the child dies. */
+  abort(err: Error) {
+    this.fail(err);
+    this.kill();
   }
 
   kill() {
@@ -223,7 +235,7 @@ export class SandboxChild {
     }, p.timeoutMs);
   }
 
-  private fail(e: ChildGone) {
+  private fail(e: Error) {
     for (const p of this.queue.splice(0)) {
       clearTimeout(p.timer);
       p.reject(e);
@@ -245,12 +257,9 @@ export class SandboxPool {
   /** Consecutive children that failed to start: stops the pool from respawning in a tight loop. */
   private startFailures = 0;
   closed = false;
-  private readonly prlimit: string | null;
   readonly counters = { spawned: 0, recycled: 0, killed: 0 };
 
   constructor(private readonly opts: PoolOptions) {
-    this.prlimit = findOnPath("prlimit");
-    if (!this.prlimit) opts.logger.warn({}, "prlimit not found: sandbox children run without an address-space cap");
     this.refill();
   }
 
@@ -334,7 +343,7 @@ export class SandboxPool {
   }
 
   private spawn() {
-    const child = new SandboxChild(this.opts, this.prlimit);
+    const child = new SandboxChild(this.opts);
     this.all.add(child);
     this.starting++;
     this.counters.spawned++;
@@ -365,12 +374,4 @@ export class SandboxPool {
       if (!child.busy) this.refill();
     });
   }
-}
-
-function findOnPath(cmd: string): string | null {
-  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
-    const p = join(dir, cmd);
-    if (dir && existsSync(p)) return p;
-  }
-  return null;
 }
