@@ -121,7 +121,7 @@ export const detectorGrader: Grader<DetectorConfig, ModelAnswer> = {
           tick();
         }
         return session.executionProvider;
-      });
+      }, input.signal);
     } catch (err) {
       return faultToResult(points, err);
     }

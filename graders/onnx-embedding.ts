@@ -152,7 +152,7 @@ export const embeddingGrader: Grader<EmbeddingConfig, ModelAnswer> = {
         train: await embed(session, config, train.x, tick),
         test: await embed(session, config, testSplit.x, tick),
         provider: session.executionProvider,
-      }));
+      }), input.signal);
     } catch (err) {
       return faultToResult(points, err);
     }

@@ -225,7 +225,7 @@ async function referenceOutputs(
         progress();
       }
       return all;
-    });
+    }, input.signal);
   } catch (err) {
     if (err instanceof ModelFault) throw new ReferenceFault(`the reference model failed (${err.code}): ${err.message}`);
     throw err;

@@ -199,7 +199,7 @@ export const generatorGrader: Grader<GeneratorConfig, ModelAnswer> = {
           tick();
         }
         return session.executionProvider;
-      });
+      }, input.signal);
       let lo = Infinity;
       let hi = -Infinity;
       for (const v of images) {
@@ -239,7 +239,7 @@ export const generatorGrader: Grader<GeneratorConfig, ModelAnswer> = {
           features.set(out.features!.data as Float32Array, start * mu.length);
           tick();
         }
-      });
+      }, input.signal);
     } catch (err) {
       if (err instanceof ModelFault) return problemError(points, `The problem's reference classifier failed (${err.code}): ${err.message}`);
       throw err;

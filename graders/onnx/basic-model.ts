@@ -72,7 +72,7 @@ export async function gradeModel(
         result = faultToResult(input.points, err); // a fault mid-run still says which provider ran it
       }
       return { ...result, provenance: { executionProvider: session.executionProvider, ortVersion: runtime.ortVersion, inputSeed } };
-    });
+    }, input.signal);
   } catch (err) {
     return faultToResult(input.points, err); // the model did not even load
   }

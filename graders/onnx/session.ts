@@ -2,14 +2,18 @@ import { rejected } from "../result.ts";
 import type { GradeInput, GradeResult } from "../types.ts";
 import { ModelFault, type ModelRuntime, type ModelSession, type Tensor, type TensorSpec } from "./types.ts";
 
-/** Opens a model, runs `fn`, and always closes the session (a leaked session holds a sandbox child). */
+/**
+ * Opens a model, runs `fn`, and always closes the session (a leaked session holds a sandbox child).
+ * Pass the run's `signal` (GradeInput.signal): when the run's budget is spent, the model's child is killed.
+ */
 export async function withSession<T>(
   runtime: ModelRuntime,
   model: Uint8Array,
   role: "submission" | "reference",
   fn: (s: ModelSession) => Promise<T>,
+  signal?: AbortSignal,
 ): Promise<T> {
-  const session = await runtime.open(model, { role });
+  const session = await runtime.open(model, { role, signal });
   try {
     return await fn(session);
   } finally {

@@ -85,8 +85,23 @@ export interface ModelSession {
   close(): Promise<void>;
 }
 
+/** How models ran on this host (memory cap, account, network), stored on the grade as Grade.isolation. */
+export interface Isolation {
+  /** The address-space cap of a child, or null when none applied (SANDBOX_ALLOW_UNCAPPED). */
+  memoryCapMb: number | null;
+  user: string;
+  /** "none": a network namespace without interfaces; "host": the worker's network. */
+  network: "none" | "host";
+  /** Whether a crashing child may write a core dump. */
+  core: boolean;
+  /** The process/thread limit of a child, or null. */
+  nprocs: number | null;
+}
+
 export interface ModelRuntime {
   readonly ortVersion: string;
+  /** The sandbox's isolation facts; absent for in-process runtimes (tests, never production). */
+  readonly isolation?: Isolation;
   /**
    * Throws ModelFault when the model cannot be loaded. `role` is for logs and limits.
    * When `signal` aborts (the grading run's budget ran out), the session's child is killed at once:

@@ -2,6 +2,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { delimiter, join } from "node:path";
+import type { Isolation } from "../../../graders/onnx/types.ts";
 
 /**
  * How sandbox children are started on this host, decided once per process: the command prefix that
@@ -12,19 +13,7 @@ import { delimiter, join } from "node:path";
  * unless the operator says SANDBOX_ALLOW_UNCAPPED=true (development only; the grade then says so).
  */
 
-/** What a child runs under, as stored on the grade. */
-export interface Isolation {
-  /** The address-space cap (prlimit --as), or null when none applied (SANDBOX_ALLOW_UNCAPPED). */
-  memoryCapMb: number | null;
-  /** The account the child runs as. */
-  user: string;
-  /** "none": a network namespace of its own, with no interface up. "host": the worker's network. */
-  network: "none" | "host";
-  /** Whether a crashing child may write a core dump (false when prlimit --core=0 applied). */
-  core: boolean;
-  /** The process/thread limit (prlimit --nproc; binds only for a non-root account), or null. */
-  nprocs: number | null;
-}
+export type { Isolation };
 
 export interface IsolationOptions {
   memoryBytes: number;
