@@ -111,17 +111,23 @@ export const detectorGrader: Grader<DetectorConfig, ModelAnswer> = {
     const detections: Detection[][] = [];
     let provider: string;
     try {
-      provider = await withSession(runtime, model, "submission", async (session) => {
-        for (const [start, end] of ranges) {
-          const images = new Float32Array((end - start) * pixels);
-          for (let i = start; i < end; i++) renderScene(c.scene, objects[i]!, images, (i - start) * pixels);
-          const feeds = { [c.input.name]: { dtype: "float32" as const, dims: [end - start, 3, size, size], data: images } };
-          const grid = (await runChecked(session, feeds, outputs, { N: end - start }))[c.output.name]!.data as Float32Array;
-          for (let i = 0; i < end - start; i++) detections.push(nms(decodeGrid(grid, i * cells, layout(c), c.confThreshold), c.nmsIou));
-          tick();
-        }
-        return session.executionProvider;
-      }, input.signal);
+      provider = await withSession(
+        runtime,
+        model,
+        "submission",
+        async (session) => {
+          for (const [start, end] of ranges) {
+            const images = new Float32Array((end - start) * pixels);
+            for (let i = start; i < end; i++) renderScene(c.scene, objects[i]!, images, (i - start) * pixels);
+            const feeds = { [c.input.name]: { dtype: "float32" as const, dims: [end - start, 3, size, size], data: images } };
+            const grid = (await runChecked(session, feeds, outputs, { N: end - start }))[c.output.name]!.data as Float32Array;
+            for (let i = 0; i < end - start; i++) detections.push(nms(decodeGrid(grid, i * cells, layout(c), c.confThreshold), c.nmsIou));
+            tick();
+          }
+          return session.executionProvider;
+        },
+        input.signal,
+      );
     } catch (err) {
       return faultToResult(points, err);
     }

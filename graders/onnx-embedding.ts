@@ -148,11 +148,17 @@ export const embeddingGrader: Grader<EmbeddingConfig, ModelAnswer> = {
     const tick = progressCounter(batches(train) + batches(testSplit) + 1, input.onProgress);
     let features: { train: Matrix; test: Matrix; provider: string };
     try {
-      features = await withSession(runtime, model, "submission", async (session) => ({
-        train: await embed(session, config, train.x, tick),
-        test: await embed(session, config, testSplit.x, tick),
-        provider: session.executionProvider,
-      }), input.signal);
+      features = await withSession(
+        runtime,
+        model,
+        "submission",
+        async (session) => ({
+          train: await embed(session, config, train.x, tick),
+          test: await embed(session, config, testSplit.x, tick),
+          provider: session.executionProvider,
+        }),
+        input.signal,
+      );
     } catch (err) {
       return faultToResult(points, err);
     }

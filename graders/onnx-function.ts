@@ -215,17 +215,23 @@ async function referenceOutputs(
   if (!bytes) throw new ReferenceFault(`the reference model ${ref} is missing from the problem folder`);
   const runtime = input.runtime!;
   try {
-    return await withSession(runtime, bytes, "reference", async (session) => {
-      const bad = signatureProblem(session, spec);
-      if (bad) throw new ReferenceFault(`the reference model does not match the config: ${bad}`);
-      const all: Float64Array[][] = [];
-      for (const c of cases) {
-        const out = await runChecked(session, feeds(c), spec.outputs, free);
-        all.push(spec.outputs.map((o) => toFloat64(out[o.name]!)));
-        progress();
-      }
-      return all;
-    }, input.signal);
+    return await withSession(
+      runtime,
+      bytes,
+      "reference",
+      async (session) => {
+        const bad = signatureProblem(session, spec);
+        if (bad) throw new ReferenceFault(`the reference model does not match the config: ${bad}`);
+        const all: Float64Array[][] = [];
+        for (const c of cases) {
+          const out = await runChecked(session, feeds(c), spec.outputs, free);
+          all.push(spec.outputs.map((o) => toFloat64(out[o.name]!)));
+          progress();
+        }
+        return all;
+      },
+      input.signal,
+    );
   } catch (err) {
     if (err instanceof ModelFault) throw new ReferenceFault(`the reference model failed (${err.code}): ${err.message}`);
     throw err;

@@ -184,22 +184,28 @@ export const generatorGrader: Grader<GeneratorConfig, ModelAnswer> = {
     const images = new Float32Array(n * pixels);
     let provider: string;
     try {
-      provider = await withSession(runtime, model, "submission", async (session) => {
-        for (const [start, end] of ranges) {
-          const feeds: Record<string, Tensor> = {
-            [c.latent.name]: {
-              dtype: "float32",
-              dims: [end - start, c.latent.dim],
-              data: z.slice(start * c.latent.dim, end * c.latent.dim),
-            },
-          };
-          if (c.label) feeds[c.label.name] = labelTensor(start, end);
-          const out = await runChecked(session, feeds, outputs, { N: end - start });
-          images.set(out[c.output.name]!.data as Float32Array, start * pixels);
-          tick();
-        }
-        return session.executionProvider;
-      }, input.signal);
+      provider = await withSession(
+        runtime,
+        model,
+        "submission",
+        async (session) => {
+          for (const [start, end] of ranges) {
+            const feeds: Record<string, Tensor> = {
+              [c.latent.name]: {
+                dtype: "float32",
+                dims: [end - start, c.latent.dim],
+                data: z.slice(start * c.latent.dim, end * c.latent.dim),
+              },
+            };
+            if (c.label) feeds[c.label.name] = labelTensor(start, end);
+            const out = await runChecked(session, feeds, outputs, { N: end - start });
+            images.set(out[c.output.name]!.data as Float32Array, start * pixels);
+            tick();
+          }
+          return session.executionProvider;
+        },
+        input.signal,
+      );
       let lo = Infinity;
       let hi = -Infinity;
       for (const v of images) {
@@ -220,26 +226,32 @@ export const generatorGrader: Grader<GeneratorConfig, ModelAnswer> = {
     const logits = new Float32Array(n * c.classes);
     const features = new Float64Array(n * mu.length);
     try {
-      await withSession(runtime, classifier, "reference", async (session) => {
-        const imageInput = session.inputNames[0]!;
-        const refOutputs: TensorSpec[] = [
-          { name: "logits", dtype: "float32", shape: ["N", c.classes] },
-          { name: "features", dtype: "float32", shape: ["N", mu.length] },
-        ];
-        for (const [start, end] of ranges) {
-          const feeds = {
-            [imageInput]: {
-              dtype: "float32" as const,
-              dims: [end - start, ...c.output.shape],
-              data: images.slice(start * pixels, end * pixels),
-            },
-          };
-          const out = await runChecked(session, feeds, refOutputs, { N: end - start });
-          logits.set(out.logits!.data as Float32Array, start * c.classes);
-          features.set(out.features!.data as Float32Array, start * mu.length);
-          tick();
-        }
-      }, input.signal);
+      await withSession(
+        runtime,
+        classifier,
+        "reference",
+        async (session) => {
+          const imageInput = session.inputNames[0]!;
+          const refOutputs: TensorSpec[] = [
+            { name: "logits", dtype: "float32", shape: ["N", c.classes] },
+            { name: "features", dtype: "float32", shape: ["N", mu.length] },
+          ];
+          for (const [start, end] of ranges) {
+            const feeds = {
+              [imageInput]: {
+                dtype: "float32" as const,
+                dims: [end - start, ...c.output.shape],
+                data: images.slice(start * pixels, end * pixels),
+              },
+            };
+            const out = await runChecked(session, feeds, refOutputs, { N: end - start });
+            logits.set(out.logits!.data as Float32Array, start * c.classes);
+            features.set(out.features!.data as Float32Array, start * mu.length);
+            tick();
+          }
+        },
+        input.signal,
+      );
     } catch (err) {
       if (err instanceof ModelFault) return problemError(points, `The problem's reference classifier failed (${err.code}): ${err.message}`);
       throw err;

@@ -63,16 +63,22 @@ export async function gradeModel(
 ): Promise<GradeResult> {
   const { model, runtime } = requireModel(input);
   try {
-    return await withSession(runtime, model, "submission", async (session) => {
-      const problem = signatureProblem(session, spec);
-      let result: GradeResult;
-      try {
-        result = problem ? rejected(input.points, problem) : await fn(session);
-      } catch (err) {
-        result = faultToResult(input.points, err); // a fault mid-run still says which provider ran it
-      }
-      return { ...result, provenance: { executionProvider: session.executionProvider, ortVersion: runtime.ortVersion, inputSeed } };
-    }, input.signal);
+    return await withSession(
+      runtime,
+      model,
+      "submission",
+      async (session) => {
+        const problem = signatureProblem(session, spec);
+        let result: GradeResult;
+        try {
+          result = problem ? rejected(input.points, problem) : await fn(session);
+        } catch (err) {
+          result = faultToResult(input.points, err); // a fault mid-run still says which provider ran it
+        }
+        return { ...result, provenance: { executionProvider: session.executionProvider, ortVersion: runtime.ortVersion, inputSeed } };
+      },
+      input.signal,
+    );
   } catch (err) {
     return faultToResult(input.points, err); // the model did not even load
   }
