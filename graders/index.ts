@@ -8,7 +8,9 @@ import { onnxClassifierGrader } from "./onnx-classifier.ts";
 import { onnxEncoderObjectiveGrader } from "./onnx-encoder-objective.ts";
 import { onnxFunctionGrader } from "./onnx-function.ts";
 import { tensorGrader } from "./tensor.ts";
+import { psychometricCurveGrader } from "./psychometric-curve.ts";
 import { psychometricGrader } from "./psychometric.ts";
+import { rdmComparisonGrader } from "./rdm-comparison.ts";
 import { textGrader } from "./text.ts";
 import type { Grader } from "./types.ts";
 
@@ -21,6 +23,8 @@ const registry: Record<string, Grader> = Object.fromEntries(
     tensorGrader,
     textGrader,
     psychometricGrader,
+    psychometricCurveGrader,
+    rdmComparisonGrader,
     onnxFunctionGrader,
     onnxEncoderObjectiveGrader,
     onnxClassifierGrader,

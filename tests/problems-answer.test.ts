@@ -28,6 +28,8 @@ const PROBLEMS: Record<string, boolean> = {
   "p5-cgan-condition": false,
   "p6-rsa-gram": true,
   "p6-rsa-rdm": true,
+  "p6-rsa-compare": true,
+  "p7-psychometric-curve": true,
   "p7-psychometric-fit": true,
   "p8-yolo-output-size": true,
   "p8-yolo-pipeline": false,

@@ -79,7 +79,7 @@ describe.each(loaded)("$slug ($type)", ({ type, problem, grader, solutions }) =>
   it("loads as the catalog loads it, with a statement that names the signature", () => {
     expect(problem.graderType).toBe(type);
     expect(problem.points).toBeGreaterThanOrEqual(2);
-    expect(problem.points).toBeLessThanOrEqual(10);
+    expect(problem.points).toBeLessThanOrEqual(20); // the set's 100 points follow the exam's weights
     for (const t of [...spec.inputs, ...spec.outputs]) expect(problem.statement, t.name).toContain(`\`${t.name}\``);
     expect(problem.statement).toMatch(/\*\*What to submit:\*\*/);
     expect(problem.statement).toMatch(/\*\*How it is graded:\*\*/);

@@ -1,0 +1,13 @@
+/** Spearman over every entry of the two matrices: the zero diagonal and each pair twice. */
+const ranks = (v: number[]) => {
+  const sorted = [...v].sort((a, b) => a - b);
+  return v.map((x) => (sorted.indexOf(x) + sorted.lastIndexOf(x)) / 2 + 1);
+};
+const pearson = (a: number[], b: number[]) => {
+  const mean = (v: number[]) => v.reduce((s, x) => s + x, 0) / v.length;
+  const [ma, mb] = [mean(a), mean(b)];
+  const dot = (f: (i: number) => number) => a.reduce((s, _, i) => s + f(i), 0);
+  return dot((i) => (a[i]! - ma) * (b[i]! - mb)) / Math.sqrt(dot((i) => (a[i]! - ma) ** 2) * dot((i) => (b[i]! - mb) ** 2));
+};
+
+export default ({ A, B }: { A: number[][]; B: number[][] }) => ({ value: pearson(ranks(A.flat()), ranks(B.flat())) });
