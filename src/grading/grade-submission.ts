@@ -80,6 +80,8 @@ export async function gradeSubmission(deps: GradeDeps, job: GradingJob): Promise
           executionProvider: r.provenance?.executionProvider,
           ortVersion: r.provenance?.ortVersion,
           inputSeed: r.provenance?.inputSeed,
+          // How the model ran (memory cap, account, network), when one ran: the sandbox's facts on this host.
+          isolation: r.provenance ? { ...deps.modelRuntime().isolation } : undefined,
           hashes: { ...(s.modelSha256 ? { model: s.modelSha256 } : {}), assets: problem.assetHashes },
           durationMs,
         },

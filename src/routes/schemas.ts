@@ -57,6 +57,8 @@ export const submissionBody = z
           executionProvider: z.string().nullable(),
           ortVersion: z.string().nullable(),
           inputSeed: z.string().nullable(),
+          /** How the model ran: { memoryCapMb, user, network: "none" | "host", core, nprocs }; null for other graders. */
+          isolation: z.unknown(),
           hashes: z.unknown(),
           durationMs: z.number().int(),
           comment: z.string().nullable(),

@@ -53,6 +53,7 @@ export function submissionView(s: Row, staff: boolean, now: Date) {
       executionProvider: g.executionProvider,
       ortVersion: g.ortVersion,
       inputSeed: g.inputSeed,
+      isolation: g.isolation,
       hashes: g.hashes,
       durationMs: g.durationMs,
       comment: g.comment,
