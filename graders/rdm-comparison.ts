@@ -145,7 +145,8 @@ export const rdmComparisonGrader: Grader<RdmComparisonConfig, RdmComparisonAnswe
     if (error <= config.atol)
       message = `Correct: ${f4(answer.value)} is within ${config.atol} of the Spearman correlation of the upper triangles.`;
     else {
-      const near = mistakes.find((w) => Math.abs(answer.value - w.value) <= config.atol);
+      const nearest = [...mistakes].sort((a, b) => Math.abs(answer.value - a.value) - Math.abs(answer.value - b.value))[0]!;
+      const near = Math.abs(answer.value - nearest.value) <= config.atol ? nearest : undefined;
       message = near
         ? `Not the value asked for: ${f4(answer.value)} is ${near.says}.`
         : `Not within ${config.atol} of the Spearman correlation of the two RDMs' upper triangles.`;
