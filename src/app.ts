@@ -1,3 +1,4 @@
+import helmet from "@fastify/helmet";
 import multipart from "@fastify/multipart";
 import rateLimit from "@fastify/rate-limit";
 import swagger from "@fastify/swagger";
@@ -14,8 +15,9 @@ import {
 import type { Config } from "./config.ts";
 import type { Db } from "./db.ts";
 import { installErrorHandling } from "./error-handler.ts";
+import { AppError, UnauthorizedError } from "./errors.ts";
 import type { GradingQueue } from "./grading/queue.ts";
-import { sha256 } from "./lib/crypto.ts";
+import { WindowCounter } from "./lib/window-counter.ts";
 import { httpDuration, registerQueueDepth } from "./metrics.ts";
 import { courseRoutes } from "./routes/courses.ts";
 import { operationRoutes } from "./routes/operations.ts";
@@ -40,7 +42,7 @@ export function buildServices({ config, db, queue }: AppDeps, log: { warn(obj: o
   const problemSets = new ProblemSetService(db, config);
   return {
     auth: new AuthService(db, config),
-    users: new UserService(db),
+    users: new UserService(db, config),
     courses: new CourseService(db),
     problemSets,
     submissions: new SubmissionService(db, queue, problemSets, config, log),
@@ -65,7 +67,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: config.LOG_LEVEL === "silent" ? false : { level: config.LOG_LEVEL },
     bodyLimit: config.BODY_LIMIT_BYTES,
-    trustProxy: true,
+    trustProxy: trustedProxies(config.TRUST_PROXY),
     ajv: { customOptions: { removeAdditional: false } },
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
@@ -88,6 +90,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     );
   });
 
+  // Security headers on every response; helmet's default CSP suits Swagger UI, which loads no inline script.
+  await app.register(helmet);
   await app.register(swagger, {
     openapi: {
       openapi: "3.1.0",
@@ -107,30 +111,63 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(operationRoutes);
   await app.register(async (v1) => {
+    // Counted in Redis so that every API instance shares the limits; a Redis outage lets requests through.
+    const redis = new Redis(config.REDIS_URL, { connectTimeout: 500, maxRetriesPerRequest: 1, lazyConnect: true });
+    redis.on("error", () => undefined);
+    app.addHook("onClose", async () => redis.disconnect());
+    const failures = config.AUTH_FAILURES_PER_MIN > 0 ? new WindowCounter(redis, `${config.QUEUE_PREFIX}:auth-failures:`, 60_000) : null;
+
+    // preParsing: before the body is read, so nobody unauthenticated makes us parse an upload. Only failures
+    // count against the client address, so a valid token behind a NAT full of guessers still gets in.
+    v1.addHook("preParsing", async (req, reply, payload) => {
+      try {
+        req.principal = await app.services.auth.authenticate(req.headers.authorization);
+      } catch (err) {
+        const hit = err instanceof UnauthorizedError && failures ? await failures.hit(req.ip) : null;
+        if (hit && hit.count > config.AUTH_FAILURES_PER_MIN) {
+          const retryAfter = Math.ceil(hit.resetMs / 1000);
+          reply.header("retry-after", retryAfter);
+          throw new AppError(
+            429,
+            "RATE_LIMITED",
+            `Too many failed authentications from ${req.ip} (${config.AUTH_FAILURES_PER_MIN} a minute); retry in ${retryAfter} s with a valid token.`,
+            { retryAfterSeconds: retryAfter },
+          );
+        }
+        throw err;
+      }
+      return payload;
+    });
     if (config.RATE_LIMIT_PER_MIN > 0) {
-      // Counted in Redis so that every API instance shares one limit; a Redis outage lets requests through.
-      const redis = new Redis(config.REDIS_URL, { connectTimeout: 500, maxRetriesPerRequest: 1, lazyConnect: true });
-      redis.on("error", () => undefined);
-      app.addHook("onClose", async () => redis.disconnect());
+      // Per token id, after authentication (route-level preParsing hooks run after the one above): a made-up
+      // bearer value never reaches this, it fails authentication and counts against its address instead.
       await v1.register(rateLimit, {
         max: config.RATE_LIMIT_PER_MIN,
         timeWindow: 60_000,
+        hook: "preParsing",
         redis,
         nameSpace: `${config.QUEUE_PREFIX}:rate-limit:`,
         skipOnError: true,
-        keyGenerator: (req) => (req.headers.authorization ? sha256(req.headers.authorization) : req.ip),
+        keyGenerator: (req) => `token:${req.principal.tokenId ?? "bootstrap"}`,
+        errorResponseBuilder: (_req, ctx) =>
+          new AppError(429, "RATE_LIMITED", `This token made more than ${ctx.max} requests in a minute; retry in ${ctx.after}.`, {
+            retryAfterSeconds: Math.ceil(ctx.ttl / 1000),
+          }),
       });
     }
-    // preParsing: after the rate limit (a route-level onRequest hook), so token guessing is limited too,
-    // and before the body is read, so nobody unauthenticated makes us parse an upload.
-    v1.addHook("preParsing", async (req, _reply, payload) => {
-      req.principal = await app.services.auth.authenticate(req.headers.authorization);
-      return payload;
-    });
     await v1.register(userRoutes);
     await v1.register(courseRoutes);
     await v1.register(problemSetRoutes);
     await v1.register(submissionRoutes);
   });
   return app;
+}
+
+/** TRUST_PROXY "10.0.0.1, 10.1.0.0/16" → the proxies whose X-Forwarded-For is believed; none by default. */
+function trustedProxies(setting: string): string[] | false {
+  const list = setting
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  return list.length ? list : false;
 }

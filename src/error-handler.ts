@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyInstance } from "fastify";
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from "fastify-type-provider-zod";
-import { Prisma } from "./db.ts";
 import { AppError } from "./errors.ts";
+import { isDatabaseUnavailable } from "./lib/prisma-errors.ts";
 
 /** Fastify and plugin errors a client causes, with the code and advice we answer with. */
 const FRAMEWORK_ERRORS: Record<string, [number, string, string]> = {
@@ -29,10 +29,10 @@ const send = (status: number, code: string, message: string, details?: unknown) 
 });
 
 function isDependencyDown(err: unknown): string | null {
-  if (err instanceof Prisma.PrismaClientInitializationError) return "postgres";
-  if (err instanceof Prisma.PrismaClientKnownRequestError && ["P1001", "P1002", "P1017", "P2024"].includes(err.code)) return "postgres";
+  if (isDatabaseUnavailable(err)) return "postgres";
   const msg = String((err as Error)?.message ?? "");
-  if (/ECONNREFUSED|Connection is closed|connect ETIMEDOUT/.test(msg)) return /6379|redis/i.test(msg) ? "redis" : "postgres";
+  if (/ECONNREFUSED|Connection is closed|connect ETIMEDOUT|max retries per request/i.test(msg))
+    return /6379|redis|retries per request/i.test(msg) ? "redis" : "postgres";
   return null;
 }
 
@@ -61,6 +61,8 @@ export function installErrorHandling(app: FastifyInstance) {
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const { status, body } = classify(err);
     if (status >= 500) req.log.error({ err }, "request failed");
+    // A dependency outage is temporary: tell clients when to retry instead of letting them hammer us.
+    if (status === 503 && !reply.hasHeader("retry-after")) reply.header("retry-after", "5");
     return reply.status(status).send(body);
   });
   app.setNotFoundHandler((req, reply) =>

@@ -99,7 +99,7 @@ async function main(mode: Mode) {
       () => worker.close(),
     );
     if (mode === "worker" && config.WORKER_METRICS_PORT) {
-      const server = await startWorkerHttp(config.WORKER_METRICS_PORT, config.HOST);
+      const server = await startWorkerHttp(config.WORKER_METRICS_PORT, config.HOST, config.METRICS_TOKEN);
       closers.push(() => new Promise((resolve) => server.close(resolve)));
     }
   }

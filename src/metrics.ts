@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { GradingQueue } from "./grading/queue.ts";
+import { safeEqual } from "./lib/crypto.ts";
 
 /** One registry per process; `npm start` runs API and workers together so /metrics shows both. */
 export const registry = new Registry();
@@ -47,4 +48,11 @@ export function registerQueueDepth(queue: GradingQueue): void {
       for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
     },
   });
+}
+
+/** /metrics (API and worker) is open unless METRICS_TOKEN is set; then it needs that bearer token. */
+export function metricsAuthorized(metricsToken: string | undefined, authorization: string | undefined): boolean {
+  if (!metricsToken) return true;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? "");
+  return Boolean(match && safeEqual(match[1]!, metricsToken));
 }

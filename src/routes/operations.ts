@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { registry } from "../metrics.ts";
+import { UnauthorizedError } from "../errors.ts";
+import { metricsAuthorized, registry } from "../metrics.ts";
 
 const withTimeout = <T>(p: Promise<T>, ms: number) =>
   Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error("timeout")), ms).unref())]);
@@ -29,8 +30,19 @@ export const operationRoutes: FastifyPluginAsyncZod = async (app) => {
     },
   );
 
-  app.get("/metrics", { schema: { tags: ["operations"], summary: "Prometheus metrics (text format)" } }, async (_req, reply) =>
-    reply.type(registry.contentType).send(await registry.metrics()),
+  app.get(
+    "/metrics",
+    {
+      schema: {
+        tags: ["operations"],
+        summary: "Prometheus metrics (text format); needs `Authorization: Bearer <METRICS_TOKEN>` when the server sets one",
+      },
+    },
+    async (req, reply) => {
+      if (!metricsAuthorized(app.config.METRICS_TOKEN, req.headers.authorization))
+        throw new UnauthorizedError("METRICS_TOKEN_REQUIRED", "Send `Authorization: Bearer <METRICS_TOKEN>` to read /metrics.");
+      return reply.type(registry.contentType).send(await registry.metrics());
+    },
   );
 
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());

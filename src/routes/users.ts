@@ -50,11 +50,13 @@ export const userRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         tags: ["users"],
         summary: "Create a personal API token (admin, or the user); the secret is shown once",
+        description: "Tokens expire after `expiresInDays`, by default and at most the server's TOKEN_MAX_DAYS (422 beyond it).",
         params: userParams,
-        body: z.strictObject({ name: z.string().trim().min(1).max(100), expiresInDays: z.number().int().min(1).max(3650).optional() }),
+        body: z.strictObject({ name: z.string().trim().min(1).max(100), expiresInDays: z.number().int().min(1).optional() }),
         response: {
           201: z.object({ id: uuid, token: z.string(), name: z.string(), expiresAt: z.date().nullable() }),
           ...authErrors,
+          422: errorBody,
         },
       },
     },

@@ -1,5 +1,5 @@
 import type { Config } from "../config.ts";
-import type { Db } from "../db.ts";
+import type { Db, Prisma } from "../db.ts";
 import { UnauthorizedError } from "../errors.ts";
 import { safeEqual, sha256 } from "../lib/crypto.ts";
 
@@ -11,6 +11,17 @@ export interface Principal {
 }
 
 const LAST_USED_RESOLUTION_MS = 60_000;
+/** Setting that retires ADMIN_TOKEN for good, written once an admin user holds a token. */
+export const BOOTSTRAP_RETIRED = "bootstrap.retired";
+
+/** Called in the transaction that gives an admin user a token: from then on ADMIN_TOKEN is refused forever. */
+export async function retireBootstrapToken(tx: Prisma.TransactionClient | Db, reason: string): Promise<void> {
+  await tx.setting.upsert({
+    where: { key: BOOTSTRAP_RETIRED },
+    create: { key: BOOTSTRAP_RETIRED, value: { at: new Date().toISOString(), reason } },
+    update: {},
+  });
+}
 
 export class AuthService {
   constructor(
@@ -18,6 +29,7 @@ export class AuthService {
     private readonly config: Pick<Config, "ADMIN_TOKEN">,
   ) {}
 
+  /** Every refusal is a 401; a guessed token costs one indexed read and no write. */
   async authenticate(authorization: string | undefined): Promise<Principal> {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? "");
     if (!match) throw new UnauthorizedError();
@@ -34,19 +46,27 @@ export class AuthService {
       return { userId: token.userId, role: token.user.role, tokenId: token.id };
     }
 
-    // ADMIN_TOKEN only bootstraps: once an admin user holds a live token it is refused, so a leaked env var
-    // stops mattering; if every admin token is revoked or expired it works again as the way back in.
     const admin = this.config.ADMIN_TOKEN;
-    if (admin && safeEqual(secret, admin)) {
-      const live = await this.db.apiToken.count({
-        where: { user: { role: "admin" }, revokedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: new Date() } }] },
-      });
-      if (live === 0) return { userId: null, role: "admin", tokenId: null };
-      throw new UnauthorizedError(
-        "BOOTSTRAP_TOKEN_RETIRED",
-        "ADMIN_TOKEN only works until an admin user has an API token; use that token.",
-      );
-    }
+    if (admin && safeEqual(secret, admin)) return this.bootstrap();
     throw new UnauthorizedError("INVALID_TOKEN", "Unknown token: check it, or ask an admin for a new one.");
+  }
+
+  /**
+   * ADMIN_TOKEN only bootstraps: once an admin user holds a token it is refused forever (a stored flag, so
+   * revoking every admin token does not revive a possibly leaked env var); the way back in is `npm run admin:token`.
+   */
+  private async bootstrap(): Promise<Principal> {
+    const retired = await this.db.setting.findUnique({ where: { key: BOOTSTRAP_RETIRED } });
+    if (!retired) {
+      // Databases from before the flag existed: an admin token already issued retires the bootstrap now.
+      const adminTokens = await this.db.apiToken.count({ where: { user: { role: "admin" } } });
+      if (adminTokens === 0) return { userId: null, role: "admin", tokenId: null };
+      await retireBootstrapToken(this.db, "an admin user holds a token");
+    }
+    throw new UnauthorizedError(
+      "BOOTSTRAP_TOKEN_RETIRED",
+      "ADMIN_TOKEN is retired: an admin user has had a token. Use an admin's token, or on the server run " +
+        "`npm run admin:token -- --email <admin email>` to mint a new one.",
+    );
   }
 }

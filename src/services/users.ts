@@ -1,15 +1,19 @@
-import type { Db } from "../db.ts";
-import { ConflictError, NotFoundError } from "../errors.ts";
+import type { Config } from "../config.ts";
+import type { Db, Prisma } from "../db.ts";
+import { ConflictError, NotFoundError, UnprocessableError } from "../errors.ts";
 import { newTokenSecret, sha256 } from "../lib/crypto.ts";
 import { isUniqueViolation } from "../lib/prisma-errors.ts";
 import { requireAdmin, type CourseRole } from "./access.ts";
 import { audit } from "./audit.ts";
-import type { Principal } from "./auth.ts";
+import { retireBootstrapToken, type Principal } from "./auth.ts";
 
 const DAY_MS = 86_400_000;
 
 export class UserService {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly config: Pick<Config, "TOKEN_MAX_DAYS">,
+  ) {}
 
   async create(p: Principal, input: { email: string; name: string; role?: "admin" | "user" }) {
     requireAdmin(p);
@@ -49,17 +53,52 @@ export class UserService {
     if (!exists) throw new NotFoundError("User", userId);
   }
 
-  /** The secret is returned once; only its hash is stored. */
+  /**
+   * The secret is returned once; only its hash is stored. Every personal token expires, at most TOKEN_MAX_DAYS
+   * after it is made (the default), so a forgotten token does not live forever.
+   */
   async createToken(p: Principal, userId: string, input: { name: string; expiresInDays?: number }) {
     await this.requireSelfOrAdmin(p, userId);
-    const secret = newTokenSecret();
-    const expiresAt = input.expiresInDays ? new Date(Date.now() + input.expiresInDays * DAY_MS) : null;
-    const token = await this.db.$transaction(async (tx) => {
-      const t = await tx.apiToken.create({ data: { userId, name: input.name, tokenHash: sha256(secret), expiresAt } });
-      await audit(tx, p.userId, "token.create", { type: "api_token", id: t.id }, { userId });
-      return t;
+    const max = this.config.TOKEN_MAX_DAYS;
+    if (input.expiresInDays !== undefined && input.expiresInDays > max)
+      throw new UnprocessableError(
+        "TOKEN_LIFETIME_TOO_LONG",
+        `A token lives at most ${max} days (TOKEN_MAX_DAYS); ask for ${max} or fewer.`,
+        {
+          max,
+        },
+      );
+    const t = await this.db.$transaction((tx) => this.mint(tx, p.userId, userId, input.name, input.expiresInDays ?? max));
+    return { id: t.id, token: t.secret, name: t.name, expiresAt: t.expiresAt };
+  }
+
+  /**
+   * `npm run admin:token`: the way back in once ADMIN_TOKEN is retired. Finds the user by email or creates
+   * it, makes it an admin if it was not, and mints a token. Runs on the server, so it is trusted.
+   */
+  async issueAdminToken(input: { email: string; name: string }) {
+    const email = input.email.toLowerCase();
+    return this.db.$transaction(async (tx) => {
+      const before = await tx.user.findUnique({ where: { email } });
+      const user = before
+        ? await tx.user.update({ where: { id: before.id }, data: { role: "admin" } })
+        : await tx.user.create({ data: { email, name: email.split("@")[0]!, role: "admin" } });
+      if (!before) await audit(tx, null, "user.create", { type: "user", id: user.id }, { role: "admin", via: "admin:token" });
+      else if (before.role !== "admin") await audit(tx, null, "user.promote", { type: "user", id: user.id }, { via: "admin:token" });
+      const t = await this.mint(tx, null, user.id, input.name, this.config.TOKEN_MAX_DAYS);
+      return { user: { id: user.id, email: user.email, created: !before, promoted: Boolean(before && before.role !== "admin") }, token: t };
     });
-    return { id: token.id, token: secret, name: token.name, expiresAt: token.expiresAt };
+  }
+
+  private async mint(tx: Prisma.TransactionClient, actorId: string | null, userId: string, name: string, days: number) {
+    const secret = newTokenSecret();
+    const t = await tx.apiToken.create({
+      data: { userId, name, tokenHash: sha256(secret), expiresAt: new Date(Date.now() + days * DAY_MS) },
+      include: { user: { select: { role: true } } },
+    });
+    if (t.user.role === "admin") await retireBootstrapToken(tx, "an admin user holds a token");
+    await audit(tx, actorId, "token.create", { type: "api_token", id: t.id }, { userId });
+    return { id: t.id, secret, name: t.name, expiresAt: t.expiresAt };
   }
 
   async listTokens(p: Principal, userId: string) {
