@@ -124,7 +124,7 @@ function loadGrader(
     errors.push(...zodErrors(file, "grader", parsed.error.issues));
     return undefined;
   }
-  const config = parsed.data;
+  let config = parsed.data;
   const before = errors.length;
   for (const name of grader.privateFiles?.(config) ?? []) {
     if (!files.has(name.replace(/^\.\//, ""))) {
@@ -134,6 +134,14 @@ function loadGrader(
         message: `file "${name}" named by the grader config is not in the problem folder`,
       });
     }
+  }
+  if (errors.length === before && grader.resolveConfig) {
+    const resolved = grader.resolveConfig(config, files);
+    if (!resolved.ok) {
+      errors.push(...resolved.issues.map((i) => ({ file, path: fieldPath("grader", i.path), message: i.message })));
+      return undefined;
+    }
+    config = resolved.config;
   }
   let placeholders: string[] | undefined;
   // A config that passes its schema but makes the grader throw would otherwise surface only

@@ -14,6 +14,8 @@ describe("grader registry", () => {
       "onnx-function",
       "onnx-generator",
       "psychometric",
+      "psychometric-curve",
+      "rdm-comparison",
       "tensor",
       "text",
     ]);
