@@ -2,6 +2,7 @@ import { z } from "zod";
 import { rng, type Rng } from "./random.ts";
 import { graded, prepare, problemError, test } from "./result.ts";
 import type { GradeInput, GradeResult, Grader } from "./types.ts";
+import { outputsFromReference } from "./onnx/reference-signature.ts";
 import {
   budgetField,
   elementName,
@@ -63,10 +64,13 @@ const inputSchema = z.strictObject({
 });
 type FunctionInput = z.output<typeof inputSchema>;
 
+/**
+ * With a file reference, dtype and shape may be left out: the catalog reads them from the reference's
+ * signature at load (resolveConfig). A builtin knows its own shape (e.g. [N, 3]); its dtype is float32.
+ */
 const outputSchema = z.strictObject({
   name: z.string().min(1).max(200),
-  dtype: dtypeSchema.default("float32"),
-  /** Required with a file reference; a builtin knows its own (e.g. [N, 3]). */
+  dtype: dtypeSchema.optional(),
   shape: z.array(dimSchema).max(8).optional(),
 });
 
@@ -105,9 +109,7 @@ export const onnxFunctionConfigSchema = z
     }
     const values = c.cases * caseValues(c);
     if (values > MAX_INPUT_VALUES) issue(["cases"], `cases × batch would draw ${values} input values; at most ${MAX_INPUT_VALUES}`);
-    if (typeof c.reference === "string")
-      c.outputs.forEach((o, i) => !o.shape && issue(["outputs", i, "shape"], "is required when the reference is an ONNX file"));
-    else builtinIssue(c.reference, c.inputs, c.outputs, issue);
+    if (typeof c.reference !== "string") builtinIssue(c.reference, c.inputs, c.outputs, issue);
   });
 export type OnnxFunctionConfig = z.output<typeof onnxFunctionConfigSchema>;
 
@@ -150,15 +152,19 @@ function caseValues(c: SizedConfig): number {
   return c.inputs.reduce((sum, i) => sum + sizeOf(resolveShape(i.shape, free).map((d) => d || 1)), 0);
 }
 
+const signatureInputs = (config: OnnxFunctionConfig): TensorSpec[] =>
+  config.inputs.map(({ name, dtype, shape }) => ({ name, dtype, shape }));
+
 function modelSpec(config: OnnxFunctionConfig): ModelSpec {
   const shapes = Object.fromEntries(config.inputs.map((i) => [i.name, i.shape]));
   const outputs: TensorSpec[] = config.outputs.map((o) => {
     const shape = o.shape ?? (typeof config.reference === "string" ? undefined : builtinOutputShape(config.reference, shapes));
-    if (!Array.isArray(shape)) throw new Error(`output '${o.name}' has no shape`); // excluded by the config schema
-    return { name: o.name, dtype: o.dtype, shape };
+    // resolveConfig fills a file reference's shapes at load; a builtin's shape is checked by the schema.
+    if (!Array.isArray(shape))
+      throw new Error(`output '${o.name}' has no shape: it is read from the reference model when the problem loads`);
+    return { name: o.name, dtype: o.dtype ?? "float32", shape };
   });
-  const inputs = config.inputs.map(({ name, dtype, shape }) => ({ name, dtype, shape }));
-  return { inputs, outputs, budget: config.budget };
+  return { inputs: signatureInputs(config), outputs, budget: config.budget };
 }
 
 function sampleTensor(input: FunctionInput, dims: number[], r: Rng): Tensor {
@@ -188,6 +194,23 @@ function caseFeeds(config: OnnxFunctionConfig, seed: string, free: Record<string
       sampleTensor(input, resolveShape(input.shape, free), rng(seed, `onnx-function/case-${c}/${input.name}`)),
     ]),
   );
+}
+
+/**
+ * Outputs given as `[{name}]` take dtype and shape from the reference model's signature; the catalog stores
+ * the completed config, and grade() completes a config that did not come through the catalog the same way.
+ */
+function resolveConfig(
+  config: OnnxFunctionConfig,
+  privateData: ReadonlyMap<string, Uint8Array>,
+): ReturnType<NonNullable<Grader["resolveConfig"]>> {
+  const ref = config.reference;
+  if (typeof ref !== "string" || config.outputs.every((o) => o.shape && o.dtype)) return { ok: true, config };
+  const bytes = privateData.get(ref.replace(/^\.\//, ""));
+  if (!bytes) return { ok: false, issues: [{ path: ["reference"], message: `the reference model ${ref} is not in the problem folder` }] };
+  const read = outputsFromReference(bytes, signatureInputs(config), config.outputs, ref);
+  if (!read.ok) return { ok: false, issues: [{ path: read.index < 0 ? ["reference"] : ["outputs", read.index], message: read.message }] };
+  return { ok: true, config: { ...config, outputs: read.outputs } };
 }
 
 /** A reference that cannot run is the problem's fault: status error, never the student's score. */
@@ -265,11 +288,16 @@ export const onnxFunctionGrader: Grader<OnnxFunctionConfig, ModelAnswer> = {
 
   privateFiles: (config) => (typeof config.reference === "string" ? [config.reference] : []),
 
+  resolveConfig,
+
   async grade(input): Promise<GradeResult> {
     const prepared = prepare(onnxFunctionGrader, input);
     if (!prepared.ok) return prepared.result;
-    const config = prepared.config;
     const { points } = input;
+    const resolved = resolveConfig(prepared.config, input.privateData);
+    if (!resolved.ok)
+      return problemError(points, `The problem's outputs could not be read from its reference: ${resolved.issues[0]!.message}.`);
+    const config = resolved.config;
     const spec = modelSpec(config);
     const free = freeDims(
       config,

@@ -73,6 +73,9 @@ export interface Grader<C = any, A = any> {
   /** Graders that take an uploaded model: the signature and budget preflight checks before any session. */
   modelSpec?(config: C): ModelSpec;
   /** Completes a parsed config from the problem's files at load (e.g. output shapes read from a reference model); the catalog stores the result. */
-  resolveConfig?(config: C, privateData: PrivateData): { ok: true; config: C } | { ok: false; issues: { path: (string | number)[]; message: string }[] };
+  resolveConfig?(
+    config: C,
+    privateData: PrivateData,
+  ): { ok: true; config: C } | { ok: false; issues: { path: (string | number)[]; message: string }[] };
   grade(input: GradeInput<C, A>): GradeResult | Promise<GradeResult>;
 }

@@ -1,7 +1,12 @@
+import { readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { onnxFunctionGrader } from "../../graders/onnx-function.ts";
 import { computeBuiltin, builtinSchema, type BuiltinRef } from "../../graders/onnx/builtins.ts";
 import type { F64 } from "../../graders/onnx/builtins-math.ts";
+import { budgetSchema } from "../../graders/onnx/types.ts";
+import { loadSetFromTarGz } from "../../src/catalog/index.ts";
+import { tarGzOf } from "../helpers/bundles.ts";
 import { localRuntime } from "../helpers/local-runtime.ts";
 import { fixtureFile, gradeModel, loadProblem, type GradeOptions } from "../helpers/model-grading.ts";
 
@@ -195,11 +200,12 @@ describe("onnx-function grading", () => {
   });
 
   it("makes a broken reference the problem's error, not the student's", async () => {
-    const missing = await grade("gram-matrix", "function/gram_ok.onnx", { seed: "s", privateData: new Map() });
+    const outputs = [{ name: "g", dtype: "float32", shape: ["N", "N"] }]; // given, so that the reference is first read when it runs
+    const missing = await grade("gram-matrix", "function/gram_ok.onnx", { seed: "s", privateData: new Map(), config: { outputs } });
     expect(missing).toMatchObject({ status: "error", score: 0 });
     expect(missing.feedback.summary).toMatch(/reference model reference\.onnx is missing/);
     const wrongRef = new Map([["reference.onnx", fixtureFile("basic/function/average_colour_bad_name.onnx")]]);
-    const broken = await grade("gram-matrix", "function/gram_ok.onnx", { seed: "s", privateData: wrongRef });
+    const broken = await grade("gram-matrix", "function/gram_ok.onnx", { seed: "s", privateData: wrongRef, config: { outputs } });
     expect(broken).toMatchObject({ status: "error" });
     expect(broken.feedback.summary).toMatch(/does not match the config: The model's inputs are 'image'/);
     // Barlow Twins with a batch of 1 has a zero std: the builtin is not finite.
@@ -220,9 +226,6 @@ describe("onnx-function config, spec and answer format", () => {
   it("reports mistakes in problem.yaml", () => {
     expect(errors({ reference: { builtin: "vae-kl" }, inputs: [x], outputs: [{ name: "kl" }] })).toMatch(
       /reads exactly the inputs mu, logvar \(got x\)/,
-    );
-    expect(errors({ reference: "ref.onnx", inputs: [x], outputs: [{ name: "y" }] })).toMatch(
-      /outputs.0.shape: is required when the reference is an ONNX file/,
     );
     expect(errors({ reference: { builtin: "soft-threshold" }, inputs: [x], outputs: [{ name: "y" }] })).toMatch(/lambda/);
     expect(errors({ reference: { builtin: "nope" }, inputs: [x], outputs: [{ name: "y" }] })).toMatch(/reference/);
@@ -273,12 +276,8 @@ describe("onnx-function config, spec and answer format", () => {
     const config = onnxFunctionGrader.configSchema.parse({ ...ntXent.config, budget: { maxNodes: 500 } });
     const spec = onnxFunctionGrader.modelSpec!(config);
     expect(spec.outputs).toEqual([{ name: "loss", dtype: "float32", shape: [] }]);
-    expect(spec.budget).toEqual({
-      maxBytes: 16 * 1024 * 1024,
-      maxParameters: 5_000_000,
-      maxNodes: 500,
-      maxConstantBytes: 64 * 1024 * 1024,
-    });
+    expect(spec.budget).toEqual(budgetSchema.parse({ maxNodes: 500 }));
+    expect(spec.budget).toMatchObject({ maxBytes: 16 * 1024 * 1024, maxParameters: 5_000_000, maxNodes: 500 });
     const format = onnxFunctionGrader.answerFormat(config, "s");
     expect(format).toEqual({ inputs: spec.inputs, outputs: spec.outputs, ...spec.budget, cases: 10, batch: 8, rtol: 1e-4, atol: 1e-5 });
     expect(JSON.stringify(format)).not.toMatch(/builtin|temperature|reference/);
@@ -287,5 +286,61 @@ describe("onnx-function config, spec and answer format", () => {
     const file = onnxFunctionGrader.configSchema.parse(averageColour.config);
     expect(onnxFunctionGrader.privateFiles!(file)).toEqual(["reference.onnx"]);
     expect(JSON.stringify(onnxFunctionGrader.answerFormat(file, "s"))).not.toMatch(/reference/);
+  });
+});
+
+describe("onnx-function outputs given by name only (API.md): dtype and shape come from the reference", () => {
+  const upload = (edit?: (dir: string) => Promise<void>) =>
+    tarGzOf("tests/fixtures/sets/onnx-basic", edit).then((bundle) => loadSetFromTarGz(bundle));
+  const setYaml = async (dir: string, outputs: string) => {
+    const file = path.join(dir, "gram-matrix/problem.yaml");
+    await writeFile(file, (await readFile(file, "utf8")).replace("    - { name: g }", outputs));
+  };
+
+  it("loads a bundle whose outputs are [{name}], storing the reference's signature", async () => {
+    const loaded = await upload();
+    expect(loaded.ok ? "ok" : JSON.stringify(loaded.errors)).toBe("ok");
+    if (!loaded.ok) return;
+    const gram = loaded.set.problems.find((p) => p.slug === "gram-matrix")!;
+    expect((gram.graderConfig as { outputs: unknown }).outputs).toEqual([{ name: "g", dtype: "float32", shape: ["N", "N"] }]);
+    expect(onnxFunctionGrader.answerFormat(gram.graderConfig, "s")).toMatchObject({
+      outputs: [{ name: "g", dtype: "float32", shape: ["N", "N"] }],
+    });
+  });
+
+  it("grades the same whether the catalog or grade() reads the signature", async () => {
+    const r = await grade("gram-matrix", "function/gram_ok.onnx");
+    const explicit = await grade("gram-matrix", "function/gram_ok.onnx", { config: { outputs: [{ name: "g", shape: ["N", "N"] }] } });
+    expect(r).toEqual(explicit);
+    expect(r).toMatchObject({ status: "graded", score: 2 });
+  });
+
+  it("refuses (422) an output the reference does not have, or a reference that is not a model, naming the field", async () => {
+    const missing = await upload((dir) => setYaml(dir, "    - { name: gram }"));
+    expect(missing.ok).toBe(false);
+    if (!missing.ok)
+      expect(missing.errors).toContainEqual({
+        file: "gram-matrix/problem.yaml",
+        path: "grader.outputs[0]",
+        message: "the reference model reference.onnx has no output 'gram' (its outputs: 'g')",
+      });
+    const broken = await upload((dir) => writeFile(path.join(dir, "gram-matrix/reference.onnx"), "not a model"));
+    expect(broken.ok).toBe(false);
+    if (!broken.ok)
+      expect(broken.errors.find((e) => e.path === "grader.reference")?.message).toMatch(
+        /^the reference model reference\.onnx is refused: /,
+      );
+    const r = await grade("gram-matrix", "function/gram_ok.onnx", { config: { outputs: [{ name: "gram" }] } });
+    expect(r).toMatchObject({ status: "error", score: 0 });
+    expect(r.feedback.summary).toMatch(/could not be read from its reference: .* has no output 'gram'/);
+  });
+
+  it("keeps what the config gives: an explicit shape is not replaced", async () => {
+    const loaded = await upload((dir) => setYaml(dir, "    - { name: g, shape: [N, N], dtype: float32 }"));
+    expect(loaded.ok).toBe(true);
+    if (loaded.ok)
+      expect((loaded.set.problems.find((p) => p.slug === "gram-matrix")!.graderConfig as { outputs: unknown }).outputs).toEqual([
+        { name: "g", dtype: "float32", shape: ["N", "N"] },
+      ]);
   });
 });
