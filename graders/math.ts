@@ -15,10 +15,11 @@ const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
 const softplus = (x: number): number => Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x)));
 math.import({ sigmoid, softplus, relu: (x: number) => Math.max(0, x) });
 const parse = math.parse;
+const importIntoMath = math.import.bind(math);
 
 // Defence in depth (mathjs's own "more secure eval" recipe): expressions are
 // whitelisted before they are compiled, but should a name ever slip through, these
-// still cannot reach the instance's internals. `parse` was kept above for our own use.
+// still cannot reach the instance's internals. `parse` and `import` were kept above for our own use.
 const disabled = (name: string) => () => {
   throw new Error(`Function ${name} is disabled`);
 };
@@ -60,6 +61,131 @@ export const RESERVED_NAMES: ReadonlySet<string> = new Set([
 
 const SCALAR_OPERATORS = new Set(words("add subtract multiply divide pow unaryMinus unaryPlus mod factorial ctranspose"));
 const MATRIX_OPERATORS = new Set([...SCALAR_OPERATORS, "dotMultiply", "dotDivide", "dotPow"]);
+
+/**
+ * The most elements any array an expression builds, passes to a function or returns may hold. An
+ * instructor's `sum(zeros(n, n))` with n = 50000 is refused here, naming the function and the size,
+ * before mathjs allocates anything (the grading thread's heap cap is the backstop for what slips by).
+ */
+export const MAX_ELEMENTS = 1_000_000;
+
+export class ExpressionTooLarge extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ExpressionTooLarge";
+  }
+}
+
+const grouped = (n: number) => n.toLocaleString("en-US", { maximumFractionDigits: 0 });
+
+/** Elements of a (nested) array, counting no further than just past MAX_ELEMENTS. */
+function countElements(v: unknown): number {
+  if (math.isMatrix(v)) return (v.size() as number[]).reduce((a, b) => a * b, 1);
+  if (!Array.isArray(v)) return 1;
+  let n = 0;
+  for (const x of v) {
+    n += Array.isArray(x) || math.isMatrix(x) ? countElements(x) : 1;
+    if (n > MAX_ELEMENTS) return n;
+  }
+  return n;
+}
+
+/** The shape along first elements (enough for size estimates; ragged arrays are counted by countElements). */
+function shapeAlong(v: unknown): number[] {
+  if (math.isMatrix(v)) return v.size() as number[];
+  const out: number[] = [];
+  for (let x = v; Array.isArray(x); x = x[0]) out.push(x.length);
+  return out;
+}
+
+const product = (dims: readonly unknown[]): number => dims.reduce<number>((a, d) => a * (typeof d === "number" ? Math.abs(d) : 1), 1);
+const dimsOf = (args: readonly unknown[]): readonly unknown[] => (args.length === 1 && Array.isArray(args[0]) ? args[0] : args);
+
+/** Elements the result will have when broadcasting the arguments (element-wise functions and operators). */
+function broadcastSize(args: readonly unknown[]): number {
+  const shapes = args.map(shapeAlong);
+  const rank = Math.max(0, ...shapes.map((s) => s.length));
+  const out = Array.from({ length: rank }, (_, i) => Math.max(1, ...shapes.map((s) => s[s.length - rank + i] ?? 1)));
+  return product(out);
+}
+
+function multiplySize(args: readonly unknown[]): number {
+  let shape = shapeAlong(args[0]);
+  for (const b of args.slice(1)) {
+    const sb = shapeAlong(b);
+    if (shape.length === 0 || sb.length === 0) shape = shape.length === 0 ? sb : shape;
+    else shape = [...shape.slice(0, -1), ...sb.slice(1)];
+  }
+  return product(shape);
+}
+
+/** Upper bounds of the result's elements for the functions that make arrays larger than their arguments. */
+const resultSize: Record<string, (args: unknown[]) => number> = {
+  zeros: (args) => product(dimsOf(args)),
+  ones: (args) => product(dimsOf(args)),
+  identity: (args) => {
+    const dims = dimsOf(args);
+    return dims.length === 1 ? product(dims) ** 2 : product(dims);
+  },
+  range: ([start, end, step = 1]) =>
+    typeof start === "number" && typeof end === "number" && typeof step === "number" && step !== 0
+      ? Math.max(0, Math.floor((end - start) / step)) + 1
+      : 1,
+  kron: ([a, b]) => countElements(a) * countElements(b),
+  reshape: ([, sizes]) => (Array.isArray(sizes) ? product(sizes) : 1),
+  concat: (args) => args.reduce<number>((n, a) => n + (Array.isArray(a) || math.isMatrix(a) ? countElements(a) : 0), 0),
+  diag: ([v, k = 0]) => {
+    const shape = shapeAlong(v);
+    return shape.length === 1 ? (shape[0]! + Math.abs(typeof k === "number" ? k : 0)) ** 2 : countElements(v);
+  },
+  multiply: multiplySize,
+};
+
+function checkSizes(name: string, args: unknown[]): void {
+  for (const a of args) {
+    if (typeof a === "number") continue;
+    const n = countElements(a);
+    if (n > MAX_ELEMENTS)
+      throw new ExpressionTooLarge(
+        `${name} was given an array of more than ${grouped(MAX_ELEMENTS)} elements (the most an expression may build)`,
+      );
+  }
+  const n = (resultSize[name] ?? broadcastSize)(args);
+  if (n > MAX_ELEMENTS) {
+    const call = `${name}(${args.map((a) => (typeof a === "number" ? String(a) : `[${shapeAlong(a).join("×")}]`)).join(", ")})`;
+    throw new ExpressionTooLarge(`${call} would build ${grouped(n)} elements; an expression may build at most ${grouped(MAX_ELEMENTS)}`);
+  }
+}
+
+// Every function and operator an expression can reach checks the sizes first. Everything they use
+// internally is created before the override, so mathjs's own algorithms keep the unwrapped versions.
+{
+  type Fn = ((...a: unknown[]) => unknown) & { transform?: Fn };
+  const guarded = [...new Set([...SCALAR_FUNCTIONS, ...MATRIX_FUNCTIONS, ...MATRIX_OPERATORS, "range"])];
+  const functions = math as unknown as Record<string, Fn>;
+  // The parser calls a function's transform where it has one (1-based dimensions, inclusive ranges).
+  const transforms = (math as unknown as { expression: { transform: Record<string, Fn> } }).expression.transform;
+  const originals = guarded.map((name) => [name, functions[name]!, transforms[name]] as const);
+  for (const name of ["index", "subset", "matrix", "size"]) void functions[name];
+  // Plain functions, not typed ones: mathjs re-creates an imported typed function and drops its transform.
+  const guard = (name: string, fn: Fn): Fn => {
+    const grows = Object.hasOwn(resultSize, name);
+    return (...args: unknown[]) => {
+      if (grows || !args.every((a) => typeof a === "number")) checkSizes(name, args);
+      return fn(...args);
+    };
+  };
+  importIntoMath(
+    Object.fromEntries(
+      originals.map(([name, fn, transform]) => {
+        const wrapped = guard(name, fn);
+        if (transform) wrapped.transform = guard(name, transform);
+        return [name, wrapped];
+      }),
+    ),
+    { override: true },
+  );
+}
 
 /** Lengths and nesting past these overflow mathjs's recursive parser, so they are refused up front. */
 export const MAX_EXPRESSION_LENGTH = 2000;
@@ -176,7 +302,13 @@ export function compileExpression(src: string, options: CompileOptions): Compile
   const code = root.compile();
   return {
     ok: true,
-    evaluate: (scope) => toTensor(code.evaluate(new Map(scope))),
+    evaluate: (scope) => {
+      const value: unknown = code.evaluate(new Map(scope));
+      // A matrix literal of large parameters, e.g. [A, A, ..., A], is built by reference and reaches no function.
+      if (countElements(value) > MAX_ELEMENTS)
+        throw new ExpressionTooLarge(`the result has more than ${grouped(MAX_ELEMENTS)} elements (the most an expression may build)`);
+      return toTensor(value);
+    },
   };
 }
 

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gradeSubmission } from "../src/grading/grade-submission.ts";
 import { enqueueGrading, jobIdFor, QUEUE_NAME, redisConnection } from "../src/grading/queue.ts";
 import { sweepOnce } from "../src/grading/sweeper.ts";
+import { threadPool } from "../src/grading/threads/index.ts";
 import { createAssignment, createHarness, createWorld, waitForGrade, type Harness, type World } from "./helpers/harness.ts";
 
 let h: Harness;
@@ -27,6 +28,7 @@ const gradeDeps = () => ({
   preflight: {},
   maxClaims: 6,
   timeoutMs: 5000,
+  threads: threadPool(),
 });
 const ageSubmission = (id: string, ms: number) => h.db.submission.update({ where: { id }, data: { statusAt: new Date(Date.now() - ms) } });
 

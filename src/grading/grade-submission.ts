@@ -1,12 +1,14 @@
 import type { ModelRuntime } from "../../graders/onnx/types.ts";
-import { rejected } from "../../graders/result.ts";
+import { round6 } from "../../graders/result.ts";
 import { gradeResultSchema, type GradeResult } from "../../graders/types.ts";
-import { preflight, type PreflightOptions } from "./onnx/preflight.ts";
+import type { PreflightOptions } from "./onnx/preflight.ts";
 import type { Db } from "../db.ts";
 import { isUniqueViolation } from "../lib/prisma-errors.ts";
 import { gradingDuration, gradingOutcomes } from "../metrics.ts";
 import type { GradableProblem, ProblemSetService } from "../services/problem-sets.ts";
 import type { GradingJob } from "./queue.ts";
+import type { ThreadPool } from "./threads/index.ts";
+import { runGraderBounded } from "./threads/run-grader.ts";
 
 export interface GradeDeps {
   db: Db;
@@ -16,12 +18,13 @@ export interface GradeDeps {
   preflight: PreflightOptions;
   /** A run claimed more often than this (workers dying on it) is given up as failed. */
   maxClaims: number;
+  /** Wall-clock budget of one grading run (GRADER_TIMEOUT_S). */
   timeoutMs: number;
+  /** Where synchronous graders and the worker's preflight run. */
+  threads: ThreadPool;
 }
 
 export type GradeOutcome = "graded" | "rejected" | "failed" | "skipped";
-
-const round = (x: number) => Math.round(x * 1e6) / 1e6;
 
 /** Problems are immutable, so a worker can keep the parsed config and private files of the ones it saw lately. */
 const problemCache = new Map<string, GradableProblem>();
@@ -50,14 +53,28 @@ export async function gradeSubmission(deps: GradeDeps, job: GradingJob): Promise
 
   const s = await db.submission.findUniqueOrThrow({ where: { id: job.submissionId } });
   if (s.claims > deps.maxClaims) {
-    await markFailed(db, job, `Grading was started ${s.claims - 1} times without finishing; giving up.`);
+    await markFailed(db, job, `Grading was started ${s.claims - 1} times without finishing; giving up.`, "GRADING_ABANDONED");
     return outcome("failed");
   }
 
   const problem = await loadProblem(deps, s.problemId);
   const started = performance.now();
   const model = s.modelSha256 ? await loadModel(db, s.modelSha256) : undefined;
-  const result = await withTimeout(runGrader(problem, s, model, deps), deps.timeoutMs);
+  const result = await runGraderBounded(
+    {
+      grader: problem.grader,
+      config: problem.config,
+      privateData: problem.privateData,
+      answer: s.answer,
+      seed: s.seed,
+      points: problem.points,
+      model,
+      runtime: deps.modelRuntime,
+      preflight: deps.preflight,
+    },
+    deps.threads,
+    deps.timeoutMs,
+  );
   const durationMs = Math.round(performance.now() - started);
   const r: GradeResult = gradeResultSchema.parse(result);
   const status = r.status === "graded" ? "graded" : r.status === "rejected" ? "rejected" : "failed";
@@ -69,8 +86,8 @@ export async function gradeSubmission(deps: GradeDeps, job: GradingJob): Promise
           submissionId: s.id,
           run: job.run,
           status: r.status,
-          rawScore: round(r.score),
-          score: round(r.score * s.lateFactor),
+          rawScore: round6(r.score),
+          score: round6(r.score * s.lateFactor),
           maxScore: r.maxScore,
           feedback: r.feedback,
           needsReview: r.needsReview ?? false,
@@ -88,7 +105,13 @@ export async function gradeSubmission(deps: GradeDeps, job: GradingJob): Promise
       });
       await tx.submission.updateMany({
         where: { id: s.id, gradingRun: job.run },
-        data: { status, gradedAt: new Date(), statusAt: new Date(), lastError: r.status === "error" ? r.feedback.summary : null },
+        data: {
+          status,
+          gradedAt: new Date(),
+          statusAt: new Date(),
+          lastError: r.status === "error" ? r.feedback.summary : null,
+          lastErrorCode: r.status === "graded" ? null : (r.code ?? null),
+        },
       });
     });
   } catch (e) {
@@ -104,41 +127,15 @@ async function loadModel(db: Db, sha256: string): Promise<Uint8Array> {
   return new Uint8Array(blob.data);
 }
 
-/**
- * Model answers go through preflight again before any session: the API checked them, but against
- * the revision current then, and a worker must not trust what another process wrote.
- */
-async function runGrader(
-  problem: GradableProblem,
-  s: { answer: unknown; seed: string },
-  model: Uint8Array | undefined,
-  deps: Pick<GradeDeps, "modelRuntime" | "preflight">,
-): Promise<GradeResult> {
-  const input = { config: problem.config, privateData: problem.privateData, answer: s.answer, seed: s.seed, points: problem.points };
-  if (!problem.grader.modelSpec) return problem.grader.grade(input);
-  if (!model) return rejected(problem.points, "This problem takes an ONNX model, and the submission has none.");
-  const check = preflight(model, problem.grader.modelSpec(problem.config), deps.preflight);
-  if (!check.ok) return rejected(problem.points, `Model refused (${check.code}): ${check.message}`);
-  return problem.grader.grade({ ...input, model, runtime: deps.modelRuntime() });
-}
-
 /** After the last retry an infrastructure failure is visible to staff as `failed`, never left `running`. */
-export async function markFailed(db: Db, job: GradingJob, reason: string): Promise<void> {
+export async function markFailed(db: Db, job: GradingJob, reason: string, code: string): Promise<void> {
   await db.submission.updateMany({
     where: { id: job.submissionId, gradingRun: job.run, status: { in: ["queued", "running"] } },
-    data: { status: "failed", statusAt: new Date(), lastError: reason.slice(0, 2000) },
+    data: { status: "failed", statusAt: new Date(), lastError: reason.slice(0, 2000), lastErrorCode: code },
   });
 }
 
 function outcome(o: GradeOutcome): GradeOutcome {
   gradingOutcomes.inc({ outcome: o });
   return o;
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`grader did not finish within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }

@@ -6,12 +6,14 @@ import type { ProblemSetService } from "../services/problem-sets.ts";
 import { gradeSubmission, markFailed } from "./grade-submission.ts";
 import { createModelRuntime, preflightOptions, type ModelRuntimeConfig, type SandboxRuntime } from "./model-runtime.ts";
 import { gradingJobSchema, QUEUE_NAME, redisConnection, type GradingJob } from "./queue.ts";
+import { configureThreads, threadPool, type ThreadConfig } from "./threads/index.ts";
 
 type WorkerConfig = Pick<
   Config,
   "REDIS_URL" | "QUEUE_PREFIX" | "WORKER_CONCURRENCY" | "GRADING_ATTEMPTS" | "GRADER_TIMEOUT_S" | "GRADING_LOCK_MS"
 > &
-  ModelRuntimeConfig;
+  ModelRuntimeConfig &
+  ThreadConfig;
 type Logger = { info(obj: object, msg: string): void; warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
 
 export function startGradingWorker(config: WorkerConfig, db: Db, problemSets: ProblemSetService, log: Logger): Worker<GradingJob> {
@@ -25,6 +27,8 @@ export function startGradingWorker(config: WorkerConfig, db: Db, problemSets: Pr
     preflight: preflightOptions(config),
     maxClaims: config.GRADING_ATTEMPTS * 2,
     timeoutMs: config.GRADER_TIMEOUT_S * 1000,
+    // One pool per process, shared with the API's uploads when both run in one process.
+    threads: (configureThreads(config), threadPool()),
   };
   const worker = new Worker<GradingJob>(
     QUEUE_NAME,
@@ -38,7 +42,8 @@ export function startGradingWorker(config: WorkerConfig, db: Db, problemSets: Pr
         const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
         log.warn({ err, ...data, attempt: job.attemptsMade + 1, last }, "grading attempt failed");
         gradingOutcomes.inc({ outcome: last ? "failed" : "retried" });
-        if (last) await markFailed(db, data, `Grading failed after ${job.attemptsMade + 1} attempts: ${(err as Error).message}`);
+        if (last)
+          await markFailed(db, data, `Grading failed after ${job.attemptsMade + 1} attempts: ${(err as Error).message}`, "GRADING_FAILED");
         throw err;
       }
     },

@@ -1,0 +1,156 @@
+import { MessageChannel } from "node:worker_threads";
+import { Piscina } from "piscina";
+import type { ModelSpec } from "../../../graders/onnx/types.ts";
+import type { LoadResult, TarLimits } from "../../catalog/types.ts";
+import { loadConfig, type Config } from "../../config.ts";
+import type { PreflightOptions, PreflightResult } from "../onnx/preflight.ts";
+import type { Task, TaskResult } from "./tasks.ts";
+
+export type { Task, TaskResult } from "./tasks.ts";
+
+/**
+ * One pool of worker threads per process for synchronous work that input can make slow or large:
+ * non-model graders, problem-set bundle validation and ONNX preflight. A thread has a heap cap
+ * (resourceLimits) and every task a wall-clock budget; when either is exceeded piscina terminates
+ * that thread (and starts a fresh one), so no upload or answer can hold an event loop or the
+ * process's memory. piscina rather than tinypool: it takes resourceLimits and an AbortSignal per
+ * task, and aborting a running task terminates its thread.
+ */
+export type ThreadConfig = Pick<Config, "GRADER_THREADS" | "WORKER_CONCURRENCY" | "GRADER_THREAD_MEMORY_MB" | "GRADER_TIMEOUT_S">;
+
+export interface ThreadSettings {
+  threads: number;
+  memoryMb: number;
+  /** Budget of a task whose caller names none. */
+  timeoutMs: number;
+}
+
+export const threadSettings = (config: ThreadConfig): ThreadSettings => ({
+  threads: config.GRADER_THREADS ?? config.WORKER_CONCURRENCY,
+  memoryMb: config.GRADER_THREAD_MEMORY_MB,
+  timeoutMs: Math.round(config.GRADER_TIMEOUT_S * 1000),
+});
+
+/** The task ran past its wall-clock budget; its thread was terminated. */
+export class ThreadTimeout extends Error {
+  readonly code = "THREAD_TIMEOUT";
+  constructor(readonly ms: number) {
+    super(`did not finish within ${ms / 1000} s`);
+    this.name = "ThreadTimeout";
+  }
+}
+
+/** The task's thread ran out of its heap cap and was terminated. */
+export class ThreadOutOfMemory extends Error {
+  readonly code = "THREAD_OUT_OF_MEMORY";
+  constructor(readonly memoryMb: number) {
+    super(`needed more than the ${memoryMb} MiB a grading thread may use`);
+    this.name = "ThreadOutOfMemory";
+  }
+}
+
+export interface RunOptions {
+  /** Aborting it terminates the task's thread; the run rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** Wall-clock budget; default the pool's. */
+  timeoutMs?: number;
+}
+
+export class ThreadPool {
+  private readonly pool: Piscina;
+
+  constructor(readonly settings: ThreadSettings) {
+    this.pool = new Piscina({
+      filename: new URL("./entry.mjs", import.meta.url).href,
+      minThreads: settings.threads,
+      maxThreads: settings.threads,
+      // Idle threads stay: a fresh one costs about a second of module loading.
+      idleTimeout: Number.POSITIVE_INFINITY,
+      resourceLimits: {
+        maxOldGenerationSizeMb: settings.memoryMb,
+        maxYoungGenerationSizeMb: Math.max(16, Math.round(settings.memoryMb / 8)),
+        stackSizeMb: 4,
+      },
+    });
+    // A thread that dies is replaced by piscina; its task has already been rejected.
+    this.pool.on("error", () => undefined);
+  }
+
+  /**
+   * Runs `task` in a thread; its budget starts when a thread picks it up (queueing and a thread's boot
+   * do not count). Rejects with ThreadTimeout, ThreadOutOfMemory or the caller's abort reason.
+   */
+  async run<T extends Task>(task: T, opts: RunOptions = {}): Promise<TaskResult<T>> {
+    const timeoutMs = opts.timeoutMs ?? this.settings.timeoutMs;
+    const ac = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const { port1, port2 } = new MessageChannel();
+    port1.once("message", () => {
+      timer = setTimeout(() => ac.abort(new ThreadTimeout(timeoutMs)), timeoutMs);
+      port1.close();
+    });
+    const forward = () => ac.abort(opts.signal!.reason);
+    if (opts.signal?.aborted) forward();
+    else opts.signal?.addEventListener("abort", forward, { once: true });
+    try {
+      return (await this.pool.run({ ...task, started: port2 }, { signal: ac.signal, transferList: [port2] })) as TaskResult<T>;
+    } catch (err) {
+      if (ac.signal.aborted) throw ac.signal.reason;
+      if ((err as { code?: string }).code === "ERR_WORKER_OUT_OF_MEMORY") throw new ThreadOutOfMemory(this.settings.memoryMb);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      port1.close();
+      opts.signal?.removeEventListener("abort", forward);
+    }
+  }
+
+  /** Threads currently alive (for tests and metrics). */
+  get threadCount(): number {
+    return this.pool.threads.length;
+  }
+
+  close(): Promise<void> {
+    return this.pool.destroy();
+  }
+}
+
+let settings: ThreadSettings | undefined;
+let shared: ThreadPool | undefined;
+
+/** Sets the shared pool's size, heap cap and default budget; the first call before the pool starts wins. */
+export function configureThreads(config: ThreadConfig): void {
+  if (!shared) settings ??= threadSettings(config);
+}
+
+/** The process's pool, started on first use (from the environment's settings unless configured). */
+export function threadPool(): ThreadPool {
+  return (shared ??= new ThreadPool(settings ?? threadSettings(loadConfig())));
+}
+
+/** Stops the shared pool's threads (process shutdown); a later threadPool() starts a new one. */
+export async function closeThreads(): Promise<void> {
+  const pool = shared;
+  shared = undefined;
+  settings = undefined;
+  await pool?.close();
+}
+
+/** Tar parsing and loadSet of an uploaded bundle, with every instructor expression and self-check, in a thread. */
+export function validateBundleInThread(bytes: Uint8Array, limits: Partial<TarLimits> = {}, opts: RunOptions = {}): Promise<LoadResult> {
+  return threadPool().run({ kind: "bundle", bytes, limits }, opts);
+}
+
+/**
+ * ONNX preflight of an uploaded model in a thread: protobuf decoding and the graph walk stay off the
+ * API's event loop, and a model built to make them slow or large costs one thread. Rejects with
+ * ThreadTimeout or ThreadOutOfMemory (answer 422: the upload is the cause).
+ */
+export function preflightInThread(
+  bytes: Uint8Array,
+  spec: ModelSpec,
+  options: PreflightOptions = {},
+  opts: RunOptions = {},
+): Promise<PreflightResult> {
+  return threadPool().run({ kind: "preflight", bytes, spec, options }, opts);
+}
