@@ -4,6 +4,9 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { getGrader } from "../graders/index.ts";
+import { toFloat64 } from "../graders/onnx/advanced-kit.ts";
+import { nearestDistances } from "../graders/onnx/memorisation.ts";
+import { readNpy } from "../graders/onnx/npy.ts";
 import { gradeResultSchema, type Grader } from "../graders/types.ts";
 import { isJunk, isSolutionFile } from "../src/catalog/files.ts";
 import { loadProblem } from "../src/catalog/problem.ts";
@@ -130,5 +133,55 @@ describe.each(loaded)("$slug ($type)", ({ type, problem, grader, solutions }) =>
         expect(result.score, outcome).toBeLessThan(problem.points);
       }
     });
+  });
+});
+
+describe("the review's evaluation data", () => {
+  const byslug = (slug: string) => loaded.find((l) => l.slug === slug)!;
+  const gradeSolution = (slug: string, name: string) => {
+    const { problem, grader, solutions } = byslug(slug);
+    const model = solutions.find((s) => s.name === name)!.model!;
+    return grader.grade({
+      config: problem.graderConfig,
+      privateData: problem.assets,
+      answer: answerOf(model),
+      seed: SEEDS[0]!,
+      points: problem.points,
+      model,
+      runtime: localRuntime,
+    });
+  };
+  const images = (slug: string, file: string) => {
+    const t = readNpy(byslug(slug).problem.assets.get(file)!);
+    return { data: toFloat64(t), count: t.dims[0]!, pixels: t.data.length / t.dims[0]! };
+  };
+
+  it("ssl-linear-eval: evaluates on digits no student has (none within 0.05 RMS of load_digits)", () => {
+    const digits = images("vae-decoder", "real_x.npy"); // all 1,797 of load_digits: what a student trains on
+    expect(digits.count).toBe(1797);
+    for (const file of ["train_x.npy", "test_x.npy"]) {
+      const split = images("ssl-linear-eval", file);
+      const nearest = nearestDistances(split.data, split.count, digits.data, digits.count, digits.pixels);
+      expect(Math.min(...nearest), file).toBeGreaterThanOrEqual(0.05);
+    }
+  });
+
+  it("ssl-linear-eval: both thresholds sit above the PCA baseline, which scores nothing", async () => {
+    const baselines = JSON.parse(
+      readFileSync(path.join(import.meta.dirname, "fixtures/onnx/advanced/embedding/midterm-ssl-baselines.json"), "utf8"),
+    ) as { sklearnProbe: Record<string, { linear: number }> };
+    const pca = baselines.sklearnProbe["wrong-pca"]!.linear;
+    const thresholds = (byslug("ssl-linear-eval").problem.graderConfig as { thresholds: { min: number }[] }).thresholds;
+    expect(Math.min(...thresholds.map((t) => t.min))).toBeGreaterThan(pca + 0.05);
+    expect(baselines.sklearnProbe.reference!.linear).toBeGreaterThan(Math.max(...thresholds.map((t) => t.min)));
+    const r = await gradeSolution("ssl-linear-eval", "wrong-pca.onnx");
+    expect(r).toMatchObject({ status: "graded", score: 0 });
+    expect(Number(/Linear-probe accuracy (\d\.\d+)/.exec(r.feedback.summary)![1])).toBeCloseTo(pca, 2);
+  });
+
+  it.each(["vae-decoder", "p5-cgan-generator"])("%s: a lookup table of the real digits earns nothing", async (slug) => {
+    const r = await gradeSolution(slug, "wrong-lookup.onnx");
+    expect(r).toMatchObject({ status: "graded", score: 0 });
+    expect(r.feedback.summary).toMatch(/^500 of 500 samples are copies of real images\./);
   });
 });
