@@ -149,7 +149,7 @@ export const rdmComparisonGrader: Grader<RdmComparisonConfig, RdmComparisonAnswe
       const near = Math.abs(answer.value - nearest.value) <= config.atol ? nearest : undefined;
       message = near
         ? `Not the value asked for: ${f4(answer.value)} is ${near.says}.`
-        : `Not within ${config.atol} of the Spearman correlation of the two RDMs' upper triangles.`;
+        : `Not within ${config.atol} of the comparison asked for.`;
     }
     const score = error <= config.atol ? points : 0;
     return graded(points, score, message, [test("Correlation", score, points, message)]);

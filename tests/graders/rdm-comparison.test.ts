@@ -72,7 +72,7 @@ describe("rdm-comparison: grading", () => {
     expect(whole.feedback.summary).toMatch(/whole matrices/);
     const other = await grade(rdmComparisonGrader, config, { value: answer > 0 ? answer - 0.5 : answer + 0.5 }, { seed });
     expect(other).toMatchObject({ score: 0 });
-    expect(other.feedback.summary).toMatch(/Not within 0.005/);
+    expect(other.feedback.summary).toMatch(/Not within 0.005 of the comparison asked for/);
   });
 
   it("rejects a value that is no correlation, and a malformed answer", async () => {
