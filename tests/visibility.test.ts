@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { courseRole } from "../src/services/access.ts";
 import { createDb } from "../src/db.ts";
 import { NotFoundError } from "../src/errors.ts";
+import { isDatabaseUnavailable } from "../src/lib/prisma-errors.ts";
 import { createHarness, createWorld, type Harness, type World } from "./helpers/harness.ts";
 import { assign, enroll, mkCourse, mkUser, type Person } from "./helpers/people.ts";
 import { choiceBundle, renamedBundle, uploadBundle } from "./helpers/set-bundles.ts";
@@ -101,12 +102,13 @@ describe("assigning a set", () => {
 });
 
 describe("infrastructure errors are not 404s", () => {
-  it("courseRole lets a database failure through instead of answering 'not found'", async () => {
+  it("courseRole lets a database failure through (the error handler's 503) instead of answering 'not found'", async () => {
     const down = createDb("postgresql://postgres@127.0.0.1:1/nowhere");
     try {
       const err = await courseRole(down, { userId: a.instructor.id, role: "user", tokenId: null }, a.courseId).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(Error);
       expect(err).not.toBeInstanceOf(NotFoundError);
+      expect(isDatabaseUnavailable(err)).toBe(true);
       expect(await courseRole(h.db, { userId: loner.id, role: "user", tokenId: null }, a.courseId).catch((e: unknown) => e)).toBeInstanceOf(
         NotFoundError,
       );
