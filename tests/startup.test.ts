@@ -51,6 +51,19 @@ describe("starting the platform", () => {
     expect(p.output()).not.toMatch(/\n\s+at /);
   });
 
+  it("NODE_ENV=production without SEED_SECRET refuses to start, naming it", async () => {
+    const saved = process.env.SEED_SECRET;
+    delete process.env.SEED_SECRET; // run() passes the test's environment on
+    try {
+      const p = run("api", { NODE_ENV: "production", ADMIN_TOKEN });
+      expect(await p.exited).toBe(1);
+      expect(p.output()).toMatch(/SEED_SECRET: must be set when NODE_ENV=production/);
+      expect(p.output()).not.toMatch(/\n\s+at /);
+    } finally {
+      if (saved !== undefined) process.env.SEED_SECRET = saved;
+    }
+  });
+
   it("a problem set with errors stops the start with every error listed", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), "problems-"));
     await mkdir(path.join(dir, "broken/p1"), { recursive: true });

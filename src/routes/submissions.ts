@@ -1,14 +1,40 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import type { FastifyRequest } from "fastify";
-import { BadRequestError } from "../errors.ts";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { BadRequestError, PayloadTooLargeError } from "../errors.ts";
 import { authErrors, errorBody, submissionBody, uuid } from "./schemas.ts";
 
-async function readModel(req: FastifyRequest, maxBytes: number) {
-  const file = await req.file({ limits: { fileSize: maxBytes, files: 1 } });
+/**
+ * Reads the `model` file under `maxBytes`: the multipart parser stops at the limit and, the moment it
+ * does, the upload is dropped (nothing past the limit is buffered or read) and the request fails with 413.
+ */
+async function readModel(req: FastifyRequest, reply: FastifyReply, maxBytes: number) {
+  const tooLarge = () => {
+    // Close the connection after the answer instead of draining the rest of an oversized upload.
+    reply.header("connection", "close");
+    return new PayloadTooLargeError(`The model is larger than this problem accepts: at most ${maxBytes} bytes.`);
+  };
+  const file = await req.file({ limits: { fileSize: maxBytes, files: 1 } }).catch((e: { code?: string }) => {
+    throw e.code === "FST_REQ_FILE_TOO_LARGE" ? tooLarge() : e;
+  });
   if (!file || file.fieldname !== "model")
     throw new BadRequestError("MISSING_MODEL", "Send the ONNX file as the multipart file field `model`.");
-  return { bytes: new Uint8Array(await file.toBuffer()), filename: file.filename };
+  const chunks: Buffer[] = [];
+  await new Promise<void>((resolve, reject) => {
+    file.file.on("data", (chunk: Buffer) => chunks.push(chunk));
+    file.file.once("limit", () => {
+      chunks.length = 0;
+      // Stop the request's flow into the parser at once (it would otherwise skip through the rest of the
+      // upload until the file stream's close, a tick later), then end the file stream.
+      req.raw.unpipe();
+      file.file.destroy();
+      reject(tooLarge());
+    });
+    // The limit may have been hit before these listeners were attached: then the stream just ends, truncated.
+    file.file.once("end", () => (file.file.truncated ? reject(tooLarge()) : resolve()));
+    file.file.once("error", reject);
+  });
+  return { bytes: new Uint8Array(Buffer.concat(chunks)), filename: file.filename };
 }
 
 export const submissionRoutes: FastifyPluginAsyncZod = async (app) => {
@@ -20,7 +46,8 @@ export const submissionRoutes: FastifyPluginAsyncZod = async (app) => {
         summary: "Submit an answer; grading happens on a worker (poll GET /v1/submissions/{id})",
         description:
           "JSON `{answer}` whose shape the problem's `answerFormat` gives, or, for ONNX problems, multipart/form-data with the file field `model` " +
-          "(checked before it is stored: ONNX parse, signature and budget from `answerFormat`; 422 `MODEL_REJECTED` with `details.reason`). " +
+          "(authorised and held to the problem's byte limit before it is read, 413 past it; then checked before it is stored: ONNX parse, " +
+          "signature and budget from `answerFormat`; 422 `MODEL_REJECTED` with `details.reason`). " +
           "With `Idempotency-Key`, a retried request returns the first submission instead of a new attempt.",
         params: z.object({ assignmentId: uuid, problemSlug: z.string().max(100) }),
         headers: z.object({ "idempotency-key": z.string().min(1).max(200).optional() }),
@@ -40,13 +67,18 @@ export const submissionRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (req, reply) => {
-      const payload = req.isMultipart() ? { model: await readModel(req, app.config.MODEL_MAX_BYTES) } : { answer: req.body.answer };
-      const result = await app.services.submissions.submit(req.principal, {
+      const submissions = app.services.submissions;
+      const idempotencyKey = req.headers["idempotency-key"];
+      // Authorised and sized before the upload is read: a refused or oversized model is never buffered.
+      const target = await submissions.authorize(req.principal, {
         assignmentId: req.params.assignmentId,
         problemSlug: req.params.problemSlug,
-        ...payload,
-        idempotencyKey: req.headers["idempotency-key"],
+        sendsModel: req.isMultipart(),
+        idempotencyKey,
       });
+      const payload =
+        target.modelMaxBytes !== null ? { model: await readModel(req, reply, target.modelMaxBytes) } : { answer: req.body.answer };
+      const result = await submissions.submit(target, { ...payload, idempotencyKey });
       if (result.replayed) reply.header("Idempotent-Replayed", "true");
       return reply.status(202).send({ id: result.id, status: result.status, attempt: result.attempt });
     },

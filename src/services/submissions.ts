@@ -1,16 +1,17 @@
 import type { Config } from "../config.ts";
 import type { Db, Prisma } from "../db.ts";
-import { AppError, ConflictError, NotFoundError } from "../errors.ts";
+import { AppError, ConflictError, NotFoundError, UnprocessableError } from "../errors.ts";
 import { studentSeed } from "../lib/crypto.ts";
 import { isUniqueViolation } from "../lib/prisma-errors.ts";
 import { enqueueGrading, type GradingQueue } from "../grading/queue.ts";
-import { courseRole, isStaff, requireStaff, requireUser } from "./access.ts";
+import { isStaff, memberRole, requireStaff, requireUser, type CourseRole } from "./access.ts";
 import { audit } from "./audit.ts";
 import type { Principal } from "./auth.ts";
 import type { ProblemSetService } from "./problem-sets.ts";
 import { submissionView } from "./submission-view.ts";
-import { prepareAnswer, type UploadedModel } from "./answers.ts";
+import { acceptedAnswer, prepareAnswerOffLoop, type PreflightRunner, type UploadedModel } from "./answers.ts";
 import { preflightOptions } from "../grading/model-runtime.ts";
+import { preflightInThread, ThreadOutOfMemory, ThreadTimeout } from "../grading/threads/index.ts";
 
 const DAY_MS = 86_400_000;
 
@@ -22,14 +23,39 @@ const gradesNewestFirst = {
 const MAX_INSERT_TRIES = 5;
 
 export interface SubmitInput {
-  assignmentId: string;
-  problemSlug: string;
   answer?: unknown;
   model?: UploadedModel;
   idempotencyKey?: string;
 }
 
+/** What authorize() found: who submits what where, and what the problem accepts (known before any body is read). */
+export interface SubmitTarget {
+  userId: string;
+  role: CourseRole;
+  assignment: { id: string; maxAttempts: number | null };
+  problemSlug: string;
+  current: NonNullable<Awaited<ReturnType<ProblemSetService["currentProblem"]>>>;
+  /** null when on time or for staff; the window's refusal when a student is outside it (thrown unless replaying). */
+  windowError: AppError | null;
+  lateFactor: number;
+  /** Bytes a model upload may have (problem budget and MODEL_MAX_BYTES); null for JSON problems. */
+  modelMaxBytes: number | null;
+}
+
 type Logger = { warn(obj: object, msg: string): void };
+
+/** Preflight in a pool thread: a model built to make protobuf decoding slow or large costs a thread, not the API. */
+const preflightOffLoop: PreflightRunner = async (bytes, spec, opts) => {
+  try {
+    return await preflightInThread(bytes, spec, opts);
+  } catch (err) {
+    if (err instanceof ThreadTimeout || err instanceof ThreadOutOfMemory)
+      throw new UnprocessableError("MODEL_REJECTED", `The model could not be checked: its decoding ${err.message}.`, {
+        reason: "TOO_LARGE",
+      });
+    throw err;
+  }
+};
 
 export class SubmissionService {
   constructor(
@@ -40,35 +66,60 @@ export class SubmissionService {
     private readonly log: Logger,
   ) {}
 
-  async submit(p: Principal, input: SubmitInput): Promise<SubmitResult> {
+  /**
+   * Everything that can refuse a submission without its body: the caller, their enrolment, the assignment's
+   * window, the problem and the kind of answer it takes. The route calls this before reading an upload.
+   */
+  async authorize(
+    p: Principal,
+    where: { assignmentId: string; problemSlug: string; sendsModel: boolean; idempotencyKey?: string },
+  ): Promise<SubmitTarget> {
     const userId = requireUser(p);
-    const assignment = await this.db.assignment.findUnique({ where: { id: input.assignmentId } });
-    if (!assignment) throw new NotFoundError("Assignment", input.assignmentId);
-    const role = await courseRole(this.db, p, assignment.courseId).catch(() => {
-      throw new NotFoundError("Assignment", input.assignmentId);
-    });
-    const current = await this.problemSets.currentProblem(assignment.problemSetId, input.problemSlug);
-    if (!current) throw new NotFoundError(`Problem '${input.problemSlug}' in assignment`, input.assignmentId);
+    const assignment = await this.db.assignment.findUnique({ where: { id: where.assignmentId } });
+    const role = assignment ? await memberRole(this.db, p, assignment.courseId) : null;
+    if (!assignment || !role) throw new NotFoundError("Assignment", where.assignmentId);
+    const current = await this.problemSets.currentProblem(assignment.problemSetId, where.problemSlug);
+    if (!current) throw new NotFoundError(`Problem '${where.problemSlug}' in assignment`, where.assignmentId);
 
-    const { answer, blob, requestHash } = prepareAnswer(current.grader, current.problem, input, {
-      maxBytes: this.config.MODEL_MAX_BYTES,
-      preflight: preflightOptions(this.config),
-    });
-    const scope = { userId, assignmentId: assignment.id, problemSlug: input.problemSlug };
+    // Staff may submit at any time to try a problem out; windows bind students.
+    let lateFactor = 1;
+    let windowError: AppError | null = null;
+    if (!isStaff(role)) {
+      try {
+        lateFactor = latenessFactor(assignment, new Date());
+      } catch (err) {
+        if (!(err instanceof AppError)) throw err;
+        windowError = err;
+      }
+    }
+    // Outside the window only a retry of an earlier request (same Idempotency-Key) goes on, to be replayed.
+    if (windowError && !(where.idempotencyKey && (await this.keyUsed(userId, assignment.id, where.problemSlug, where.idempotencyKey))))
+      throw windowError;
+    const { modelMaxBytes } = acceptedAnswer(current.grader, current.problem, where.sendsModel, this.config.MODEL_MAX_BYTES);
+    return { userId, role, assignment, problemSlug: where.problemSlug, current, windowError, lateFactor, modelMaxBytes };
+  }
+
+  async submit(target: SubmitTarget, input: SubmitInput): Promise<SubmitResult> {
+    const { userId, role, assignment, current, problemSlug } = target;
+    const { answer, blob, requestHash } = await prepareAnswerOffLoop(
+      current.grader,
+      current.problem,
+      input,
+      { maxBytes: this.config.MODEL_MAX_BYTES, preflight: preflightOptions(this.config) },
+      preflightOffLoop,
+    );
+    const scope = { userId, assignmentId: assignment.id, problemSlug };
     if (input.idempotencyKey) {
       const replay = await this.replay(scope, input.idempotencyKey, requestHash);
       if (replay) return replay;
     }
-
-    const now = new Date();
-    // Staff may submit at any time to try a problem out; windows bind students.
-    const lateFactor = isStaff(role) ? 1 : latenessFactor(assignment, now);
+    if (target.windowError) throw target.windowError;
 
     const seed = studentSeed(this.config.SEED_SECRET, userId, current.setSlug, current.problem.slug);
     const submission = await this.insertWithNextAttempt({
       assignmentId: assignment.id,
       userId,
-      problemSlug: input.problemSlug,
+      problemSlug,
       problemId: current.problem.id,
       maxAttempts: isStaff(role) ? null : assignment.maxAttempts,
       blob,
@@ -76,7 +127,7 @@ export class SubmissionService {
         answer: answer as Prisma.InputJsonValue,
         modelSha256: blob?.sha256,
         seed,
-        lateFactor,
+        lateFactor: target.lateFactor,
         idempotencyKey: input.idempotencyKey,
         requestHash,
       },
@@ -84,6 +135,10 @@ export class SubmissionService {
     if (!submission) return (await this.replay(scope, input.idempotencyKey!, requestHash))!;
     await this.enqueue(submission.id, 1);
     return { id: submission.id, status: submission.status, attempt: submission.attempt, replayed: false };
+  }
+
+  private async keyUsed(userId: string, assignmentId: string, problemSlug: string, idempotencyKey: string) {
+    return (await this.db.submission.count({ where: { userId, assignmentId, problemSlug, idempotencyKey } })) > 0;
   }
 
   /** Redis down must not lose the submission: it is in Postgres already, and the sweeper enqueues it later. */
@@ -126,10 +181,16 @@ export class SubmissionService {
   }) {
     const { assignmentId, userId, problemSlug, problemId, maxAttempts, blob, data } = args;
     for (let tries = 0; tries < MAX_INSERT_TRIES; tries++) {
-      const last = await this.db.submission.aggregate({ where: { assignmentId, userId, problemSlug }, _max: { attempt: true } });
-      const used = last._max.attempt ?? 0;
+      // A `failed` submission (infrastructure, GRADER_TIMEOUT) is not the student's doing and uses no attempt;
+      // attempt numbers still count every row, so they stay unique and the unique index settles races.
+      const where = { assignmentId, userId, problemSlug };
+      const [last, used] = await Promise.all([
+        this.db.submission.aggregate({ where, _max: { attempt: true } }),
+        this.db.submission.count({ where: { ...where, status: { not: "failed" } } }),
+      ]);
       if (maxAttempts !== null && used >= maxAttempts)
         throw new ConflictError("ATTEMPTS_EXHAUSTED", `All ${maxAttempts} attempts at this problem are used.`, { used, max: maxAttempts });
+      const next = (last._max.attempt ?? 0) + 1;
       try {
         return await this.db.$transaction(async (tx) => {
           if (blob)
@@ -137,7 +198,7 @@ export class SubmissionService {
               data: [{ sha256: blob.sha256, size: blob.bytes.byteLength, data: blob.bytes as Uint8Array<ArrayBuffer> }],
               skipDuplicates: true,
             });
-          const s = await tx.submission.create({ data: { ...data, assignmentId, userId, problemSlug, problemId, attempt: used + 1 } });
+          const s = await tx.submission.create({ data: { ...data, assignmentId, userId, problemSlug, problemId, attempt: next } });
           await audit(tx, userId, "submission.create", { type: "submission", id: s.id }, { attempt: s.attempt });
           return s;
         });
@@ -159,7 +220,7 @@ export class SubmissionService {
       include: { assignment: true, grades: gradesNewestFirst },
     });
     if (!s) throw new NotFoundError("Submission", id);
-    const role = await courseRole(this.db, p, s.assignment.courseId).catch(() => null);
+    const role = await memberRole(this.db, p, s.assignment.courseId);
     const staff = role !== null && isStaff(role);
     if (!staff && s.userId !== p.userId) throw new NotFoundError("Submission", id);
     return { s, staff };
@@ -172,7 +233,7 @@ export class SubmissionService {
 
   async list(p: Principal, assignmentId: string, filter: { userId?: string; problem?: string }) {
     const assignment = await this.db.assignment.findUnique({ where: { id: assignmentId } });
-    const role = assignment ? await courseRole(this.db, p, assignment.courseId).catch(() => null) : null;
+    const role = assignment ? await memberRole(this.db, p, assignment.courseId) : null;
     if (!assignment || !role) throw new NotFoundError("Assignment", assignmentId);
     const staff = isStaff(role);
     const rows = await this.db.submission.findMany({

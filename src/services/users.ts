@@ -92,13 +92,14 @@ export class UserService {
 
   private async mint(tx: Prisma.TransactionClient, actorId: string | null, userId: string, name: string, days: number) {
     const secret = newTokenSecret();
+    const expiresAt = new Date(Date.now() + days * DAY_MS);
     const t = await tx.apiToken.create({
-      data: { userId, name, tokenHash: sha256(secret), expiresAt: new Date(Date.now() + days * DAY_MS) },
+      data: { userId, name, tokenHash: sha256(secret), expiresAt },
       include: { user: { select: { role: true } } },
     });
     if (t.user.role === "admin") await retireBootstrapToken(tx, "an admin user holds a token");
     await audit(tx, actorId, "token.create", { type: "api_token", id: t.id }, { userId });
-    return { id: t.id, secret, name: t.name, expiresAt: t.expiresAt };
+    return { id: t.id, secret, name: t.name, expiresAt };
   }
 
   async listTokens(p: Principal, userId: string) {
