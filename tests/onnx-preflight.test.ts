@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { budgetSchema, type Budget, type ModelSpec } from "../graders/onnx/types.ts";
+import { budgetSchema, type BudgetInput, type ModelSpec } from "../graders/onnx/types.ts";
 import { preflight, type PreflightOptions } from "../src/grading/onnx/preflight.ts";
 import { decodeModel, encodeModel } from "../src/grading/onnx/schema.ts";
 import { PREFLIGHT_REFUSALS } from "./fixtures/onnx/hostile/refusals.ts";
@@ -8,7 +8,7 @@ import { PREFLIGHT_REFUSALS } from "./fixtures/onnx/hostile/refusals.ts";
 // Fixtures come from scripts/fixtures/hostile.py; all claim the signature x float32 [N, 4] -> y float32 [N, 4].
 const fixture = (name: string) => readFileSync(new URL(`fixtures/onnx/hostile/${name}.onnx`, import.meta.url));
 
-function spec(budget: Partial<Budget> = {}): ModelSpec {
+function spec(budget: BudgetInput = {}): ModelSpec {
   return {
     inputs: [{ name: "x", dtype: "float32", shape: ["N", 4] }],
     outputs: [{ name: "y", dtype: "float32", shape: ["N", 4] }],
@@ -16,7 +16,7 @@ function spec(budget: Partial<Budget> = {}): ModelSpec {
   };
 }
 
-function refusal(bytes: Uint8Array, budget: Partial<Budget> = {}, opts: PreflightOptions = {}) {
+function refusal(bytes: Uint8Array, budget: BudgetInput = {}, opts: PreflightOptions = {}) {
   const r = preflight(bytes, spec(budget), opts);
   if (r.ok) throw new Error(`expected a refusal, got ${JSON.stringify(r.info)}`);
   return r;
@@ -81,6 +81,7 @@ describe("preflight", () => {
   });
 
   it("lets through what only the sandbox can stop", () => {
+    // A Loop that stops on a computed condition, and a shape computed from the input's runtime size.
     expect(preflight(fixture("endless_loop"), spec()).ok).toBe(true);
     expect(preflight(fixture("cos_bomb_input"), spec()).ok).toBe(true);
   });
@@ -118,6 +119,61 @@ describe("preflight", () => {
       );
     });
     expect(refusal(viaConstantNode).message).toMatch(/ConstantOfShape node fills a tensor of shape \[100000, 100000\] \(37\.3 GiB\)/);
+  });
+
+  it("allows the standard operators minus the risky ones, per problem", () => {
+    expect(refusal(fixture("random_op")).message).toMatch(/'RandomNormalLike', which this problem does not allow: random operators/);
+    expect(refusal(fixture("string_op")).message).toMatch(/'StringNormalizer'.*string and regex operators/);
+    expect(preflight(fixture("random_op"), spec({ operators: { allow: ["RandomNormalLike"] } })).ok).toBe(true);
+    expect(refusal(fixture("benign"), { operators: { deny: ["Mul"] } })).toMatchObject({
+      code: "OPERATOR_NOT_ALLOWED",
+      message: expect.stringMatching(/Node 'double' \(Mul\) uses 'Mul', which this problem does not allow/),
+    });
+    const unknown = edited((m) => (m.graph.node[0].op_type = "Mull"));
+    expect(refusal(unknown).message).toMatch(/'Mull', which is not a standard ONNX operator/);
+    // Function bodies are checked too: the call is local, its nodes are not.
+    const inFunction = edited((m) => {
+      m.opset_import.push({ domain: "local.fn", version: 1 });
+      const body = [{ op_type: "RandomUniformLike", input: ["a"], output: ["b"], attribute: [] }];
+      m.functions.push({
+        name: "Noise",
+        domain: "local.fn",
+        input: ["a"],
+        output: ["b"],
+        node: body,
+        opset_import: [{ domain: "", version: 17 }],
+      });
+      m.graph.node[0] = { op_type: "Noise", domain: "local.fn", input: ["x"], output: ["y"], attribute: [] };
+    });
+    expect(refusal(inFunction).code).toBe("OPERATOR_NOT_ALLOWED");
+  });
+
+  it("sizes what Expand, Tile, Resize, Pad, Range and OneHot make from shapes and constants, against the budget", () => {
+    expect(refusal(fixture("expand_bomb")).message).toMatch(
+      /An Expand node makes a tensor of shape \[65536, 65536, 4\], at least 17,179,869,184 elements.*at most 67,108,864 per tensor/,
+    );
+    // Shape of a [4, 4] weight times 4096: the propagation follows Shape and Mul.
+    expect(refusal(fixture("expand_computed")).message).toMatch(/shape \[16384, 16384\]/);
+    // The batch dim N is unknown and counts as 1.
+    expect(refusal(fixture("tile_bomb")).message).toMatch(/shape \[16384, 65536\]/);
+    expect(refusal(fixture("pad_bomb")).message).toMatch(/shape \[16385, 16388\]/);
+    expect(refusal(fixture("onehot_bomb")).message).toMatch(/shape \[\?, 4, 100000000\]/);
+    expect(refusal(fixture("range_bomb")).message).toMatch(/shape \[1000000000\]/);
+    expect(refusal(fixture("resize_bomb")).message).toMatch(/shape \[10000, 40000\]/);
+    expect(refusal(fixture("cos_bomb_computed")).message).toMatch(/fills a tensor of shape \[32768, 32768\] \(4\.0 GiB\)/);
+    // The bound is the problem's: with room for 2^31 elements the same models pass.
+    for (const name of ["expand_computed", "tile_bomb", "pad_bomb", "resize_bomb"])
+      expect(preflight(fixture(name), spec({ maxActivationElements: 2 ** 31 })).ok).toBe(true);
+  });
+
+  it("bounds constant Loop trip counts (nested ones multiplied) and Scans over tensors of known length", () => {
+    expect(refusal(fixture("loop_too_long")).message).toMatch(
+      /A Loop node runs 1,000,000,000 iterations; this problem allows at most 100,000/,
+    );
+    expect(refusal(fixture("nested_loops")).message).toMatch(/runs 1,000 iterations inside loops that run 1,000 times/);
+    expect(refusal(fixture("scan_too_long")).message).toMatch(/A Scan node runs 1,000,000 iterations/);
+    expect(preflight(fixture("nested_loops"), spec({ maxLoopIterations: 1_000_000 })).ok).toBe(true);
+    expect(preflight(fixture("scan_too_long"), spec({ maxLoopIterations: 1_000_000 })).ok).toBe(true);
   });
 
   it("matches the signature: free dims free, fixed dims equal, nothing extra", () => {
@@ -169,6 +225,7 @@ describe("preflight", () => {
 
   it("answers every corrupted fixture with a result, never an exception (seeded fuzz)", () => {
     const names = ["benign", "external_subgraph", "external_function", "function_bomb", "deep_if", "sparse_bomb", "endless_loop"];
+    names.push("expand_computed", "nested_loops", "scan_too_long", "onehot_bomb", "pad_bomb", "resize_bomb");
     const files = names.map(fixture);
     let seed = 20261128;
     const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) >>> 0) % n;

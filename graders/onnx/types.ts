@@ -46,14 +46,44 @@ export const budgetSchema = z.strictObject({
     .int()
     .min(1)
     .default(64 * 1024 * 1024),
+  /**
+   * Elements of one tensor that Expand, Tile, Resize, Pad, Range, OneHot or ConstantOfShape may make, where
+   * preflight can compute it from the declared shapes and constants (a free dim such as N counts as 1).
+   */
+  maxActivationElements: z
+    .number()
+    .int()
+    .min(1)
+    .default(64 * 1024 * 1024),
+  /** Iterations of a Loop with a constant trip count or a Scan over a tensor of known length (nested: multiplied). */
+  maxLoopIterations: z.number().int().min(1).default(100_000),
+  /**
+   * ai.onnx operators beyond the default list: `allow` adds the risky ones back (e.g. RandomNormal for a
+   * sampling problem), `deny` forbids more. Default: every standard operator but random, string and image-decoding ones.
+   */
+  operators: z
+    .strictObject({
+      allow: z
+        .array(z.string().regex(/^[A-Za-z][A-Za-z0-9]*$/))
+        .max(200)
+        .default([]),
+      deny: z
+        .array(z.string().regex(/^[A-Za-z][A-Za-z0-9]*$/))
+        .max(200)
+        .default([]),
+    })
+    .prefault({}),
 });
 export type Budget = z.infer<typeof budgetSchema>;
+/** A budget as written in a config: every field optional. */
+export type BudgetInput = z.input<typeof budgetSchema>;
 
 /** What an uploaded model must look like; checked by preflight before any session exists. */
 export interface ModelSpec {
   inputs: TensorSpec[];
   outputs: TensorSpec[];
-  budget: Budget;
+  /** The size limits are required; the graph rules (activations, loops, operators) default when absent. */
+  budget: Pick<Budget, "maxBytes" | "maxParameters" | "maxNodes" | "maxConstantBytes"> & BudgetInput;
 }
 
 export type ModelFaultCode =

@@ -40,6 +40,8 @@ export const submissionBody = z
     answer: z.unknown().optional(),
     modelSha256: z.string().nullable().optional(),
     lastError: z.string().nullable().optional(),
+    /** Why the last run failed or was rejected, for machines: GRADER_TIMEOUT, MODEL_TIMEOUT, GRADING_FAILED, … */
+    lastErrorCode: z.string().nullable().optional(),
     needsReview: z.boolean().optional(),
     grades: z
       .array(

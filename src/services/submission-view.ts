@@ -38,6 +38,7 @@ export function submissionView(s: Row, staff: boolean, now: Date) {
     answer: s.answer,
     modelSha256: s.modelSha256,
     lastError: s.lastError,
+    lastErrorCode: s.lastErrorCode,
     needsReview: grade?.needsReview ?? false,
     grades: s.grades.map((g) => ({
       id: g.id,

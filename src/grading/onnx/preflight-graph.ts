@@ -8,6 +8,7 @@ import {
   type NodeProto,
   type SparseTensorProto,
   type TensorProto,
+  type ValueInfoProto,
 } from "./schema.ts";
 import type { PreflightCode, preflightOptionsSchema } from "./preflight.ts";
 
@@ -33,17 +34,32 @@ export const refuse = (code: PreflightCode, message: string): never => {
 
 type Options = z.output<typeof preflightOptionsSchema>;
 
-/** Names in scope that hold int64 constants, for spotting ConstantOfShape with a static, huge shape. */
+/**
+ * What preflight knows about a tensor: its dims (a number when fixed, null when unknown, at least 1) or null
+ * for an unknown rank, and its values when it is small and constant (shapes, repeats, scales, trip counts).
+ */
+export interface Known {
+  dims: (number | null)[] | null;
+  values?: number[];
+}
+
+/** Names in scope with what is known about them; `iterations` is how often enclosing loops run this graph. */
 export class Scope {
-  private readonly values = new Map<string, number[]>();
-  constructor(private readonly parent: Scope | null) {}
-  set(name: string, v: number[] | null) {
-    if (v) this.values.set(name, v);
+  private readonly known = new Map<string, Known>();
+  constructor(
+    private readonly parent: Scope | null,
+    readonly iterations: number = parent?.iterations ?? 1,
+  ) {}
+  set(name: string, k: Known | null) {
+    if (name && k) this.known.set(name, k);
   }
-  get(name: string): number[] | undefined {
-    return this.values.get(name) ?? this.parent?.get(name);
+  get(name: string): Known | undefined {
+    return name ? (this.known.get(name) ?? this.parent?.get(name)) : undefined;
   }
 }
+
+/** Called for every node before its bodies are walked; returns the scope its bodies run in. */
+export type NodeHook = (node: NodeProto, label: string, scope: Scope) => Scope;
 
 /** One pass over every graph, node, attribute and tensor: external data, sizes, depth, parameters. */
 export class Walker {
@@ -52,6 +68,8 @@ export class Walker {
   constructor(
     private readonly o: Options,
     private readonly maxConstantBytes: number,
+    /** Shape and value propagation with its size checks (preflight-shapes.ts). */
+    private readonly hook: NodeHook = (_n, _l, scope) => scope,
   ) {}
 
   graph(g: GraphProto, where: string, depth: number, outer: Scope | null) {
@@ -61,9 +79,11 @@ export class Walker {
         `The model nests If/Loop/Scan bodies more than ${this.o.maxSubgraphDepth} levels deep (${where.trim()}). Flatten the nested control flow.`,
       );
     const scope = new Scope(outer);
+    // The top graph's inputs have their declared dims; a body's inputs are whatever the loop passes in.
+    for (const v of g.input) scope.set(v.name, { dims: depth === 0 ? declaredDims(v) : null });
     for (const t of g.initializer) {
       this.tensor(t, `initializer '${show(t.name)}'${where}`);
-      scope.set(t.name, int64Values(t));
+      scope.set(t.name, { dims: t.dims.map(num), values: tensorValues(t) });
     }
     for (const s of g.sparse_initializer) this.sparse(s, `sparse initializer '${show(s.values?.name ?? "")}'${where}`);
     this.nodes(g.node, where, depth, scope);
@@ -77,14 +97,13 @@ export class Walker {
       const label = `${self}${where}`;
       this.seen.push({ node: n, label });
       const standard = norm(n.domain) === "ai.onnx";
+      const inner = standard ? this.hook(n, label, scope) : scope;
       for (const a of n.attribute) {
         // Past two levels the full path of enclosing nodes stops helping; name the parent and the depth.
         const body = ` in the body '${show(a.name)}' of ${depth >= 1 ? `${self} (${depth + 1} levels deep)` : label}`;
-        this.attribute(a, `attribute '${show(a.name)}' of ${label}`, depth, scope, body);
+        this.attribute(a, `attribute '${show(a.name)}' of ${label}`, depth, inner, body);
         if (standard && n.op_type === "Constant") this.parameters += a.floats.length + a.ints.length + a.strings.length;
       }
-      if (standard && n.op_type === "Constant") scope.set(n.output[0] ?? "", constantInts(n));
-      if (standard && n.op_type === "ConstantOfShape") this.shapeBomb(n, label, scope);
     }
   }
 
@@ -112,18 +131,6 @@ export class Walker {
     const dense = elems * elemSize(s.values?.data_type ?? 1);
     this.limit(Math.max(dense, s.values ? payloadBytes(s.values) : 0, s.indices ? payloadBytes(s.indices) : 0), what);
     this.parameters += elems;
-  }
-
-  private shapeBomb(n: NodeProto, label: string, scope: Scope) {
-    const shape = scope.get(n.input[0] ?? "");
-    if (!shape) return;
-    const value = n.attribute.find((a) => a.name === "value")?.t;
-    const bytes = shape.reduce((p, d) => p * Math.max(d, 0), 1) * (value ? elemSize(value.data_type) : 4);
-    if (bytes > this.maxConstantBytes)
-      refuse(
-        "CONSTANT_TOO_LARGE",
-        `${cap(label)} fills a tensor of shape [${shape.join(", ")}] (${size(bytes)}); at most ${size(this.maxConstantBytes)} per constant is allowed. Use a smaller shape.`,
-      );
   }
 
   private limit(bytes: number, what: string) {
@@ -180,7 +187,7 @@ export function countNodes(model: ModelProto, functions: Map<string, FunctionPro
 
 /** Bytes per element by ONNX data type; sub-byte types round up, strings count by payload. */
 const ELEM_BYTES = [0, 4, 1, 1, 2, 2, 4, 8, 0, 1, 2, 8, 4, 8, 8, 16, 2, 1, 1, 1, 1, 0.5, 0.5, 0.5, 1, 0.25, 0.25];
-const elemSize = (t: number): number => ELEM_BYTES[t] ?? 8;
+export const elemSize = (t: number): number => ELEM_BYTES[t] ?? 8;
 
 function elements(dims: TensorProto["dims"], what: string): number {
   let n = 1;
@@ -202,23 +209,49 @@ function payloadBytes(t: TensorProto): number {
   );
 }
 
-/** The values of a small int64 tensor (a shape), or null when it is not one. */
-function int64Values(t: TensorProto): number[] | null {
-  if (t.data_type !== 7) return null;
-  if (t.int64_data.length) return t.int64_data.length <= 16 ? t.int64_data.map(num) : null;
-  const n = t.raw_data.length / 8;
-  if (!Number.isInteger(n) || n > 16) return null;
+/** Tensors up to this many elements have their values read: shapes, repeats, scales, pads, trip counts. */
+const SMALL = 64;
+
+/** The values of a small numeric tensor (float, double, int32, int64, bool…), or undefined. */
+export function tensorValues(t: TensorProto): number[] | undefined {
+  const n = t.dims.reduce((p: number, d) => p * num(d), 1);
+  if (n > SMALL) return undefined;
+  const typed: Record<number, number[]> = {
+    1: t.float_data,
+    6: t.int32_data,
+    7: t.int64_data.map(num),
+    11: t.double_data,
+    9: t.int32_data,
+    2: t.int32_data,
+    3: t.int32_data,
+  };
+  const listed = typed[t.data_type];
+  if (listed?.length) return listed.length === n ? listed.slice() : undefined;
+  const read = RAW[t.data_type];
+  if (!read) return undefined;
   // protobufjs leaves an absent bytes field as a plain empty array, which has no buffer.
   const raw = t.raw_data instanceof Uint8Array ? t.raw_data : Uint8Array.from(t.raw_data);
+  if (raw.length !== n * read.width) return undefined;
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  return Array.from({ length: n }, (_, i) => Number(view.getBigInt64(i * 8, true)));
+  return Array.from({ length: n }, (_, i) => read.get(view, i * read.width));
 }
 
-function constantInts(n: NodeProto): number[] | null {
-  const a = n.attribute.find((x) => x.name === "value" || x.name === "value_ints");
-  if (!a) return null;
-  if (a.t) return int64Values(a.t);
-  return a.ints.length && a.ints.length <= 16 ? a.ints.map(num) : null;
+const RAW: Record<number, { width: number; get: (v: DataView, at: number) => number }> = {
+  1: { width: 4, get: (v, at) => v.getFloat32(at, true) },
+  2: { width: 1, get: (v, at) => v.getUint8(at) },
+  3: { width: 1, get: (v, at) => v.getInt8(at) },
+  6: { width: 4, get: (v, at) => v.getInt32(at, true) },
+  7: { width: 8, get: (v, at) => Number(v.getBigInt64(at, true)) },
+  9: { width: 1, get: (v, at) => v.getUint8(at) },
+  11: { width: 8, get: (v, at) => v.getFloat64(at, true) },
+};
+
+/** A declared value's dims: fixed ones as numbers, symbolic or missing ones as null; null without a shape. */
+function declaredDims(v: ValueInfoProto): (number | null)[] | null {
+  const t = v.type?.value === "tensor_type" ? v.type.tensor_type : null;
+  const dims = t?.shape?.dim;
+  if (!dims) return null;
+  return dims.map((d) => (d.value === "dim_value" && num(d.dim_value) > 0 ? num(d.dim_value) : null));
 }
 
 export const norm = (domain: string): string => (domain === "" ? "ai.onnx" : domain);

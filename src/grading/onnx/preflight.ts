@@ -1,7 +1,9 @@
 import { z } from "zod";
-import type { ModelSpec } from "../../../graders/onnx/types.ts";
+import { budgetSchema, type ModelSpec } from "../../../graders/onnx/types.ts";
 import { decodeModel, num, scanWire, WireLimit, type FunctionProto, type ModelProto } from "./schema.ts";
 import { cap, countNodes, funcKey, norm, Refusal, refuse, Scope, show, size, Walker } from "./preflight-graph.ts";
+import { checkOperator } from "./preflight-operators.ts";
+import { shapeHook } from "./preflight-shapes.ts";
 import { describe, matchSignature } from "./preflight-signature.ts";
 
 /**
@@ -10,8 +12,9 @@ import { describe, matchSignature } from "./preflight-signature.ts";
  * domains and opsets, does it fit the problem's signature and budget. Messages are for the student.
  *
  * This file holds the options, the result types, the public preflight() and the top-level order of checks
- * (decoding, IR and opset ranges, domains, budgets, signature); the graph walk is in preflight-graph.ts and
- * the signature matching in preflight-signature.ts.
+ * (decoding, IR and opset ranges, domains and operators, budgets, signature); the graph walk is in
+ * preflight-graph.ts, the shape and constant propagation that sizes tensors and loops in preflight-shapes.ts,
+ * the operator allow-list in preflight-operators.ts and the signature matching in preflight-signature.ts.
  */
 
 export const preflightOptionsSchema = z.strictObject({
@@ -36,7 +39,10 @@ export type PreflightCode =
   | "TOO_MANY_PARAMETERS"
   | "TOO_MANY_NODES"
   | "CONSTANT_TOO_LARGE"
-  | "GRAPH_TOO_DEEP";
+  | "GRAPH_TOO_DEEP"
+  | "OPERATOR_NOT_ALLOWED"
+  | "TENSOR_TOO_LARGE"
+  | "LOOP_TOO_LONG";
 
 /** A model's input or output as declared: dims are numbers (fixed), names (symbolic) or null (unknown). */
 export interface ModelTensorInfo {
@@ -71,7 +77,7 @@ export function preflight(bytes: Uint8Array, spec: ModelSpec, opts: PreflightOpt
 type Options = z.output<typeof preflightOptionsSchema>;
 
 function check(bytes: Uint8Array, spec: ModelSpec, o: Options): ModelInfo {
-  const { budget } = spec;
+  const budget = budgetSchema.parse(spec.budget);
   if (bytes.byteLength > budget.maxBytes)
     refuse(
       "TOO_LARGE",
@@ -110,7 +116,7 @@ function check(bytes: Uint8Array, spec: ModelSpec, o: Options): ModelInfo {
       `The model uses ONNX IR version ${ir}; this grader accepts ${irMin} to ${irMax}. Re-export it with a supported exporter version, or set model.ir_version = ${Math.min(Math.max(ir, irMin), irMax)} with the onnx package.`,
     );
 
-  const walker = new Walker(o, budget.maxConstantBytes);
+  const walker = new Walker(o, budget.maxConstantBytes, shapeHook(budget));
   walker.graph(graph, "", 0, null);
   for (const [i, t] of model.training_info.entries()) {
     if (t.initialization) walker.graph(t.initialization, ` in training_info[${i}].initialization`, 0, null);
@@ -139,6 +145,7 @@ function check(bytes: Uint8Array, spec: ModelSpec, o: Options): ModelInfo {
         `${cap(label)} uses operator '${show(node.op_type)}' from domain '${show(domain)}', which is not allowed here (allowed: ${o.allowedDomains.map(norm).join(", ")}). Export with standard ONNX operators only: no custom or contrib ops, no ATen fallthrough.`,
       );
     usedDomains.add(domain);
+    if (domain === "ai.onnx") checkOperator(node.op_type, label, budget.operators);
   }
 
   const opsets: Record<string, number> = {};

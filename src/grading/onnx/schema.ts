@@ -41,6 +41,7 @@ export interface SparseTensorProto {
 export interface AttributeProto {
   name: string;
   type: number;
+  f: number;
   i: Int64;
   floats: number[];
   ints: Int64[];
