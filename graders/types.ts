@@ -13,6 +13,10 @@ export const testResultSchema = z.object({
   visibility: visibilitySchema.default("visible"),
   /** What only staff see: raw runtime errors or private shapes and values; students get `message`. */
   staffMessage: z.string().optional(),
+  /** A nudge for a student who missed this test, never the answer; shown to students while the test is not passed. */
+  hint: z.string().optional(),
+  /** What was expected (e.g. a rubric concept's description): students see it only once the assignment closed. */
+  answerKey: z.string().optional(),
 });
 export type TestResult = z.infer<typeof testResultSchema>;
 
@@ -24,6 +28,8 @@ export const gradeResultSchema = z.object({
   feedback: z.object({
     summary: z.string(),
     tests: z.array(testResultSchema),
+    /** Why staff should look (low-confidence matches, unclear negations…); never shown to students. */
+    reviewReasons: z.array(z.string()).optional(),
   }),
   /** Machine-readable reason of a `rejected` or `error` result (e.g. MODEL_TIMEOUT), stored as Submission.lastErrorCode. */
   code: z.string().optional(),
@@ -54,6 +60,12 @@ export interface GradeInput<C, A> {
   onProgress?: (done: number, total: number) => void;
 }
 
+/** A config mistake found by a grader's selfCheck: where in the grader config (path) and what to fix. */
+export interface ConfigIssue {
+  path: (string | number)[];
+  message: string;
+}
+
 /** Values a randomised problem shows one student, substituted into `{{name}}` in the statement. */
 export type Params = Record<string, number | number[] | number[][]>;
 
@@ -72,6 +84,8 @@ export interface Grader<C = any, A = any> {
   privateFiles?(config: C): string[];
   /** Graders that take an uploaded model: the signature and budget preflight checks before any session. */
   modelSpec?(config: C): ModelSpec;
+  /** Checks a config against what it declares of itself (a rubric's graded examples); the catalog refuses a config with issues. */
+  selfCheck?(config: C, context: { points: number; privateData: PrivateData }): ConfigIssue[];
   /** Completes a parsed config from the problem's files at load (e.g. output shapes read from a reference model); the catalog stores the result. */
   resolveConfig?(
     config: C,

@@ -31,7 +31,7 @@ export function loadProblem(slug: string, files: ReadonlyMap<string, Uint8Array>
   const raw = (isRecord(parsed.value) ? parsed.value : {}) as Record<string, unknown>;
 
   const statement = resolveStatement(slug, raw.statement, files, errors);
-  const grader = loadGrader(yamlFile, raw.grader, files, errors);
+  const grader = loadGrader(yamlFile, raw.grader, files, errors, doc.success ? doc.data.points : undefined);
   if (grader?.placeholders && statement !== undefined) {
     for (const [, name] of statement.text.matchAll(PLACEHOLDER)) {
       if (!grader.placeholders.includes(name!)) {
@@ -110,6 +110,7 @@ function loadGrader(
   value: unknown,
   files: ReadonlyMap<string, Uint8Array>,
   errors: BundleError[],
+  points: number | undefined,
 ): CheckedGrader | undefined {
   if (!isRecord(value) || typeof value.type !== "string") return undefined;
   const { type, ...rest } = value;
@@ -149,6 +150,12 @@ function loadGrader(
   try {
     if (grader.params) placeholders = Object.keys(grader.params(config, CHECK_SEED));
     grader.answerFormat(config, CHECK_SEED);
+    // A rubric that misgrades its own examples would misgrade students too.
+    if (points !== undefined && errors.length === before) {
+      for (const issue of grader.selfCheck?.(config, { points, privateData: files }) ?? []) {
+        errors.push({ file, path: fieldPath("grader", issue.path), message: issue.message });
+      }
+    }
   } catch (e) {
     errors.push({ file, path: "grader", message: `the ${type} grader rejects this config: ${(e as Error).message}` });
   }

@@ -87,9 +87,16 @@ function print(r: GradeResult, params?: object) {
       status: t.status,
       visibility: t.visibility,
       message: t.message,
+      ...(t.hint && t.status !== "passed" ? { "student hint": t.hint } : {}),
     })),
   );
+  // An instructor checking a problem sees what only staff see, and what students see once it closed.
+  for (const t of r.feedback.tests) {
+    if (t.staffMessage) console.log(`${t.name} (staff): ${t.staffMessage}`);
+    if (t.answerKey) console.log(`${t.name} (students, after the assignment closed): ${t.answerKey}`);
+  }
   console.log(`${r.status}: ${r.score}/${r.maxScore} — ${r.feedback.summary}${r.needsReview ? " (flagged for manual review)" : ""}`);
+  for (const reason of r.feedback.reviewReasons ?? []) console.log(`  review: ${reason}`);
   if (r.provenance)
     console.log(`provider ${r.provenance.executionProvider}, onnxruntime ${r.provenance.ortVersion}, input seed ${r.provenance.inputSeed}`);
 }

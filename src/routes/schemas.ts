@@ -20,6 +20,12 @@ export const testResult = z.object({
   status: z.string(),
   message: z.string(),
   visibility: z.string().optional(),
+  /** Students: a nudge for a test not passed. */
+  hint: z.string().optional(),
+  /** Students: what was expected, once the assignment closed (if the problem reveals it). */
+  answerKey: z.string().optional(),
+  // Staff only:
+  staffMessage: z.string().optional(),
 });
 
 export const submissionBody = z
@@ -33,7 +39,9 @@ export const submissionBody = z
     score: z.number().nullable(),
     maxScore: z.number().nullable(),
     lateFactor: z.number(),
-    feedback: z.object({ summary: z.string(), tests: z.array(testResult) }).nullable(),
+    feedback: z
+      .object({ summary: z.string(), tests: z.array(testResult), reviewReasons: z.array(z.string()).optional() /* staff only */ })
+      .nullable(),
     createdAt: z.date(),
     gradedAt: z.date().nullable(),
     // Staff only:

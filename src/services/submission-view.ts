@@ -5,10 +5,36 @@ type Row = Submission & { assignment: Assignment; grades: (Grade & { problem: Pr
 
 const feedbackSchema = gradeResultSchema.shape.feedback;
 
-/** What a test shows a student: hidden tests never, `after_due` ones once the due date passed. */
-function studentTests(tests: TestResult[], dueAt: Date | null, now: Date): Omit<TestResult, "visibility">[] {
-  const pastDue = dueAt !== null && now > dueAt;
-  return tests.filter((t) => t.visibility === "visible" || (t.visibility === "after_due" && pastDue)).map(({ visibility: _, ...t }) => t);
+/**
+ * When an assignment's answers may be shown: once no student can submit any more, i.e. after
+ * lateUntil when late work is accepted, else after dueAt; never for an assignment without a due
+ * date. Running out of attempts early reveals nothing: classmates may still be answering.
+ */
+export function closedAt(a: Pick<Assignment, "dueAt" | "lateUntil">): Date | null {
+  if (!a.dueAt) return null;
+  return a.lateUntil && a.lateUntil > a.dueAt ? a.lateUntil : a.dueAt;
+}
+
+const isClosed = (a: Pick<Assignment, "dueAt" | "lateUntil">, now: Date) => {
+  const at = closedAt(a);
+  return at !== null && now > at;
+};
+
+type StudentTest = Omit<TestResult, "visibility" | "staffMessage">;
+
+/**
+ * What a test shows a student, the same rule for every grader: hidden tests never; `after_due`
+ * tests and answer keys once the assignment closed; a hint only while the test is not passed;
+ * staff-only messages never.
+ */
+export function studentTests(tests: TestResult[], closed: boolean): StudentTest[] {
+  return tests
+    .filter((t) => t.visibility === "visible" || (t.visibility === "after_due" && closed))
+    .map(({ visibility: _v, staffMessage: _s, hint, answerKey, ...t }) => ({
+      ...t,
+      ...(hint !== undefined && t.status !== "passed" ? { hint } : {}),
+      ...(answerKey !== undefined && closed ? { answerKey } : {}),
+    }));
 }
 
 /** The API shape of a submission; the newest grade is the current one. Staff also see how it was graded. */
@@ -25,10 +51,8 @@ export function submissionView(s: Row, staff: boolean, now: Date) {
     score: grade?.score ?? null,
     maxScore: grade?.maxScore ?? null,
     lateFactor: s.lateFactor,
-    feedback: feedback && {
-      summary: feedback.summary,
-      tests: staff ? feedback.tests : studentTests(feedback.tests, s.assignment.dueAt, now),
-    },
+    feedback:
+      feedback && (staff ? feedback : { summary: feedback.summary, tests: studentTests(feedback.tests, isClosed(s.assignment, now)) }),
     createdAt: s.createdAt,
     gradedAt: s.gradedAt,
   };
