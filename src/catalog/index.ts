@@ -4,6 +4,7 @@ import { readSetDirectory } from "./directory.ts";
 import { isJunk } from "./files.ts";
 import { loadSet } from "./set.ts";
 import { readTarGz } from "./tar.ts";
+import { ThreadOutOfMemory, ThreadTimeout, validateBundleInThread } from "../grading/threads/index.ts";
 import type { BundleError, LoadedSet, LoadResult, TarLimits } from "./types.ts";
 
 export type { BundleError, LoadedProblem, LoadedSet, LoadResult, TarLimits } from "./types.ts";
@@ -15,8 +16,31 @@ export async function loadSetFromDirectory(dir: string): Promise<LoadResult> {
   return read.ok ? loadSet(read.bundle) : read;
 }
 
-/** An uploaded .tar.gz holding one set folder; parsed in memory within `limits`. */
-export async function loadSetFromTarGz(buffer: Uint8Array, limits: Partial<TarLimits> = {}): Promise<LoadResult> {
+/**
+ * An uploaded .tar.gz holding one set folder, parsed in memory within `limits`. Unpacking and every
+ * check (instructor expressions, patterns, rubric self-checks) run in a grader thread with a heap cap
+ * and a time budget (GRADER_TIMEOUT_S unless `timeoutMs`), so a hostile bundle costs that thread,
+ * never the API's event loop or memory.
+ */
+export async function loadSetFromTarGz(
+  buffer: Uint8Array,
+  limits: Partial<TarLimits> = {},
+  opts: { timeoutMs?: number } = {},
+): Promise<LoadResult> {
+  try {
+    return await validateBundleInThread(buffer, limits, opts);
+  } catch (e) {
+    if (e instanceof ThreadTimeout || e instanceof ThreadOutOfMemory) {
+      const what = e instanceof ThreadTimeout ? `took longer than ${e.ms / 1000} s` : e.message;
+      const message = `checking the bundle ${what}: an expression, pattern or file in it is too expensive to evaluate`;
+      return { ok: false, errors: [{ file: "", path: "", message }] };
+    }
+    throw e;
+  }
+}
+
+/** The same parse and validation on this thread: for the grader threads themselves and trusted callers. */
+export async function parseSetTarGz(buffer: Uint8Array, limits: Partial<TarLimits> = {}): Promise<LoadResult> {
   const read = await readTarGz(buffer, limits);
   return read.ok ? loadSet(read.bundle) : read;
 }

@@ -105,9 +105,9 @@ export class ThreadPool {
     }
   }
 
-  /** Threads currently alive (for tests and metrics). */
-  get threadCount(): number {
-    return this.pool.threads.length;
+  /** Ids of the threads alive now: one that a budget or the heap cap terminated is gone from the list. */
+  get threadIds(): number[] {
+    return this.pool.threads.map((t) => t.threadId);
   }
 
   close(): Promise<void> {

@@ -2,8 +2,7 @@ import type { MessagePort } from "node:worker_threads";
 import { getGrader } from "../../../graders/index.ts";
 import type { ModelSpec } from "../../../graders/onnx/types.ts";
 import type { GradeResult, PrivateData } from "../../../graders/types.ts";
-import { loadSet } from "../../catalog/set.ts";
-import { readTarGz } from "../../catalog/tar.ts";
+import { parseSetTarGz } from "../../catalog/index.ts";
 import type { LoadResult, TarLimits } from "../../catalog/types.ts";
 import { preflight, type PreflightOptions, type PreflightResult } from "../onnx/preflight.ts";
 
@@ -52,10 +51,8 @@ export async function runTask({ started, ...task }: Task & { started?: MessagePo
         points: task.points,
       });
     }
-    case "bundle": {
-      const read = await readTarGz(task.bytes, task.limits);
-      return read.ok ? loadSet(read.bundle) : read;
-    }
+    case "bundle":
+      return parseSetTarGz(task.bytes, task.limits);
     case "preflight":
       return preflight(task.bytes, task.spec, task.options);
   }
