@@ -69,9 +69,12 @@ export class ProblemSetService {
 
     const blobs = new Map<string, Uint8Array>();
     for (const p of set.problems) for (const bytes of p.assets.values()) blobs.set(sha256(bytes), bytes);
+    // Inserted in hash order: two uploads sharing blobs then wait on each other in one direction, never deadlock.
     if (blobs.size)
       await tx.blob.createMany({
-        data: [...blobs].map(([hash, bytes]) => ({ sha256: hash, size: bytes.byteLength, data: bytes as Uint8Array<ArrayBuffer> })),
+        data: [...blobs]
+          .sort(([x], [y]) => (x < y ? -1 : 1))
+          .map(([hash, bytes]) => ({ sha256: hash, size: bytes.byteLength, data: bytes as Uint8Array<ArrayBuffer> })),
         skipDuplicates: true,
       });
     const revision = await tx.problemSetRevision.create({
