@@ -99,7 +99,11 @@ async function descendants(): Promise<Map<number, number>> {
   }
   const out = new Map<number, number>();
   const walk = (pid: number) => {
-    for (const [child, p] of parent) if (p.ppid === pid && !out.has(child)) out.set(child, p.ticks) && walk(child);
+    for (const [child, p] of parent) {
+      if (p.ppid !== pid || out.has(child)) continue;
+      out.set(child, p.ticks);
+      walk(child);
+    }
   };
   walk(process.pid);
   return out;
