@@ -19,7 +19,7 @@ import {
 } from "./onnx/basic-model.ts";
 import { builtinInputs, builtinOutputShape, computeBuiltin, referenceSchema, type BuiltinRef } from "./onnx/builtins.ts";
 import { sizeOf, type F64 } from "./onnx/builtins-math.ts";
-import { runChecked, withSession } from "./onnx/session.ts";
+import { runChecked, withSession, withStaffDetail } from "./onnx/session.ts";
 import {
   dimSchema,
   dtypeSchema,
@@ -256,7 +256,7 @@ async function referenceOutputs(
       input.signal,
     );
   } catch (err) {
-    if (err instanceof ModelFault) throw new ReferenceFault(`the reference model failed (${err.code}): ${err.message}`);
+    if (err instanceof ModelFault) throw new ReferenceFault(`the reference model failed (${err.code}): ${err.message}`, { cause: err });
     throw err;
   }
 }
@@ -314,7 +314,8 @@ export const onnxFunctionGrader: Grader<OnnxFunctionConfig, ModelAnswer> = {
     try {
       reference = await referenceOutputs({ ...input, config }, spec, feeds, free, progress);
     } catch (err) {
-      if (err instanceof ReferenceFault) return problemError(points, `The problem's reference could not be computed: ${err.message}.`);
+      if (err instanceof ReferenceFault)
+        return withStaffDetail(problemError(points, `The problem's reference could not be computed: ${err.message}.`), err.cause);
       throw err;
     }
 

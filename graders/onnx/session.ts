@@ -50,6 +50,7 @@ export async function runChecked(
     if (!ok)
       throw new ModelFault(
         "MODEL_BAD_OUTPUT",
+        `Output '${spec.name}' has shape [${t.dims.map((d) => namedDim(d, free)).join(", ")}]; expected [${spec.shape.join(", ")}].`,
         `Output '${spec.name}' has shape [${t.dims.join(", ")}]; expected [${want.map((d, i) => (d === -1 ? spec.shape[i] : d)).join(", ")}].`,
       );
     const data = t.data;
@@ -59,6 +60,12 @@ export async function runChecked(
         if (!Number.isFinite(data[i])) throw new ModelFault("MODEL_BAD_OUTPUT", `Output '${spec.name}' contains NaN or infinite values.`);
   }
   return result;
+}
+
+/** A dim of an output as a student may see it: a free dim's size (how many private samples) by its name. */
+function namedDim(d: number, free: Record<string, number>): string {
+  const name = Object.entries(free).find(([, size]) => size === d)?.[0];
+  return name ?? String(d);
 }
 
 /**
@@ -89,6 +96,25 @@ export async function runBatches(
 
 /** A model fault becomes a `rejected` result that says what went wrong; anything else propagates (retry). */
 export function faultToResult(points: number, err: unknown, what = "Your model"): GradeResult {
-  if (err instanceof ModelFault) return rejected(points, `${what} could not be evaluated (${err.code}): ${err.message}`, err.code);
+  if (err instanceof ModelFault)
+    return withStaffDetail(rejected(points, `${what} could not be evaluated (${err.code}): ${err.message}`, err.code), err);
   throw err;
+}
+
+/**
+ * The runtime's own error text (ModelFault.staffDetail) as a test only staff see: hidden from students,
+ * the text in staffMessage. Also for a fault of a reference model (pass the fault, e.g. an error's cause).
+ */
+export function withStaffDetail(result: GradeResult, fault: unknown): GradeResult {
+  if (!(fault instanceof ModelFault) || !fault.staffDetail) return result;
+  const note = {
+    name: "runtime error (staff only)",
+    score: 0,
+    maxScore: 0,
+    status: "error" as const,
+    message: `onnxruntime reported an error (${fault.code}).`,
+    visibility: "hidden" as const,
+    staffMessage: fault.staffDetail,
+  };
+  return { ...result, feedback: { ...result.feedback, tests: [...result.feedback.tests, note] } };
 }

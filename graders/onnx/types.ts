@@ -94,11 +94,16 @@ export type ModelFaultCode =
   | "MODEL_CRASHED" // the child died for another reason
   | "MODEL_BAD_OUTPUT"; // missing output, wrong dims or dtype, non-finite values where not allowed
 
-/** A fault of the model being run: graders turn it into a `rejected` result with this message. */
+/**
+ * A fault of the model being run: graders turn it into a `rejected` result with this message, which is for
+ * the student and never carries what the model was fed. `staffDetail` is the runtime's own text (it can
+ * quote shapes and values of private inputs): staff only (a test's staffMessage).
+ */
 export class ModelFault extends Error {
   constructor(
     readonly code: ModelFaultCode,
     message: string,
+    readonly staffDetail?: string,
   ) {
     super(message);
     this.name = "ModelFault";

@@ -234,12 +234,19 @@ class SandboxModelRuntime implements SandboxRuntime {
       child.retire = true;
       return new ModelFault(
         "MODEL_OUT_OF_MEMORY",
-        `The model ran out of memory (the sandbox allows ${Math.round(this.o.memoryBytes / MiB)} MiB): ${message}`,
+        `The model ran out of memory (the sandbox allows ${Math.round(this.o.memoryBytes / MiB)} MiB).`,
+        message,
       );
     }
+    // Loading sees only the model, so its error is the student's to read. A run's error can quote the shapes
+    // and values of the (private) inputs it was fed: the student gets a generic line, staff the text.
     return phase === "load"
       ? new ModelFault("MODEL_LOAD_FAILED", `onnxruntime could not load the model: ${message}`)
-      : new ModelFault("MODEL_RUN_FAILED", `onnxruntime could not run the model: ${message}`);
+      : new ModelFault(
+          "MODEL_RUN_FAILED",
+          "it failed while running on the grading inputs. Check it locally on inputs of the declared shapes and types; course staff can see the runtime's error.",
+          message,
+        );
   }
 
   /** The model itself goes as the request's bytes. */
