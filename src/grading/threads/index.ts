@@ -62,10 +62,11 @@ export class ThreadPool {
   constructor(readonly settings: ThreadSettings) {
     this.pool = new Piscina({
       filename: new URL("./entry.mjs", import.meta.url).href,
-      minThreads: settings.threads,
+      // A thread costs a second or more of module loading (mathjs alone is a thousand files), so one
+      // starts with the pool, more as tasks queue up, and those stay while there is work.
+      minThreads: 1,
       maxThreads: settings.threads,
-      // Idle threads stay: a fresh one costs about a second of module loading.
-      idleTimeout: Number.POSITIVE_INFINITY,
+      idleTimeout: 5 * 60_000,
       resourceLimits: {
         maxOldGenerationSizeMb: settings.memoryMb,
         maxYoungGenerationSizeMb: Math.max(16, Math.round(settings.memoryMb / 8)),
