@@ -48,13 +48,24 @@ const setWith = (problem: string, extra: Entry[] = []): Buffer =>
 /** Nine references per level, nine levels: 9^9 strings if the parser expanded every alias. */
 const aliasBomb = () => {
   const lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
-  for (let i = 1; i < 9; i++) lines.push(`a${i}: &a${i} [${Array(9).fill(`*a${i - 1}`).join(",")}]`);
+  for (let i = 1; i < 9; i++)
+    lines.push(
+      `a${i}: &a${i} [${Array(9)
+        .fill(`*a${i - 1}`)
+        .join(",")}]`,
+    );
   return `${numeric("1")}${lines.join("\n")}\n`;
 };
 
 const fresh = numeric("1");
 const CASES: [name: string, bundle: () => Buffer, file: string, path: string, reason: RegExp][] = [
-  ["a path that climbs out", () => setWith(fresh, [{ path: "evil/../../etc/cron.d/x", body: "x" }]), "evil/../../etc/cron.d/x", "", /"\.\." is not allowed/],
+  [
+    "a path that climbs out",
+    () => setWith(fresh, [{ path: "evil/../../etc/cron.d/x", body: "x" }]),
+    "evil/../../etc/cron.d/x",
+    "",
+    /"\.\." is not allowed/,
+  ],
   ["an absolute path", () => setWith(fresh, [{ path: "/etc/passwd", body: "x" }]), "/etc/passwd", "", /absolute paths are not allowed/],
   [
     "a symbolic link",
@@ -118,27 +129,30 @@ beforeAll(async () => {
 afterAll(() => h?.close());
 
 describe("hostile bundles through POST /v1/problem-sets", () => {
-  it.each(CASES)("%s is refused with a 422 naming the file and field, writes nothing, and the API answers meanwhile", async (_, make, file, path, reason) => {
-    const sets = await h.db.problemSet.count();
-    const upload = h.app.inject({
-      method: "POST",
-      url: "/v1/problem-sets",
-      headers: { authorization: `Bearer ${w.instructor.token}` },
-      payload: multipart("bundle", "evil.tar.gz", make()) as any,
-    });
-    // The event loop stays free while the bundle is checked.
-    const started = performance.now();
-    expect((await h.call("GET", "/healthz")).statusCode).toBe(200);
-    expect(performance.now() - started).toBeLessThan(1000);
+  it.each(CASES)(
+    "%s is refused with a 422 naming the file and field, writes nothing, and the API answers meanwhile",
+    async (_, make, file, path, reason) => {
+      const sets = await h.db.problemSet.count();
+      const upload = h.app.inject({
+        method: "POST",
+        url: "/v1/problem-sets",
+        headers: { authorization: `Bearer ${w.instructor.token}` },
+        payload: multipart("bundle", "evil.tar.gz", make()) as any,
+      });
+      // The event loop stays free while the bundle is checked.
+      const started = performance.now();
+      expect((await h.call("GET", "/healthz")).statusCode).toBe(200);
+      expect(performance.now() - started).toBeLessThan(1000);
 
-    const res = await upload;
-    expect(res.statusCode, res.body).toBe(422);
-    const error = res.json().error;
-    expect(error.code).toBe("INVALID_BUNDLE");
-    expect(error.details).toContainEqual({ file, path, message: expect.stringMatching(reason) });
-    expect(await h.db.problemSet.count()).toBe(sets);
-    expect((await h.call("GET", "/v1/problem-sets", { token: w.instructor.token })).statusCode).toBe(200);
-  });
+      const res = await upload;
+      expect(res.statusCode, res.body).toBe(422);
+      const error = res.json().error;
+      expect(error.code).toBe("INVALID_BUNDLE");
+      expect(error.details).toContainEqual({ file, path, message: expect.stringMatching(reason) });
+      expect(await h.db.problemSet.count()).toBe(sets);
+      expect((await h.call("GET", "/v1/problem-sets", { token: w.instructor.token })).statusCode).toBe(200);
+    },
+  );
 
   it("an honest bundle is still accepted after all of them", async () => {
     const res = await h.app.inject({
