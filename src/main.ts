@@ -9,6 +9,7 @@ import { createGradingQueue } from "./grading/queue.ts";
 import { startSweeper } from "./grading/sweeper.ts";
 import { startGradingWorker } from "./grading/worker.ts";
 import { startWorkerHttp } from "./grading/worker-http.ts";
+import { closeThreads, configureThreads } from "./grading/threads/index.ts";
 
 type Mode = "api" | "worker" | "all";
 
@@ -65,6 +66,8 @@ async function main(mode: Mode) {
 
   const queue = createGradingQueue(config);
   const closers: (() => Promise<unknown>)[] = [];
+  // One grader-thread pool for the process: the API's bundle and model checks and the worker's graders.
+  configureThreads(config);
 
   if (mode !== "worker") {
     const app = await buildApp({ config, db, queue });
@@ -108,6 +111,7 @@ async function main(mode: Mode) {
     console.error(`${signal}: shutting down (in-flight grades finish first)`);
     for (const close of closers) await close().catch(() => undefined);
     await queue.close();
+    await closeThreads();
     await db.$disconnect();
     process.exit(0);
   };
