@@ -247,7 +247,7 @@ describe("randomised parameters keep the mistakes apart from the answer", () => 
         const result = await numericGrader.grade({
           config,
           privateData: new Map(),
-          answer: answerFor(solution, params),
+          answer: numericGrader.answerSchema.parse(answerFor(solution, params)),
           seed,
           points: p.points,
         });
