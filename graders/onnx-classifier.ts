@@ -1,7 +1,8 @@
 import { z } from "zod";
+import { budgetField, toFloat64 } from "./onnx/common.ts";
 import { graded, prepare, problemError, test } from "./result.ts";
 import type { GradeInput, Grader } from "./types.ts";
-import { budgetField, fileField, gradeModel, modelFormat, privateFile, toFloat64 } from "./onnx/basic-model.ts";
+import { fileField, gradeModel, modelFormat, privateFile } from "./onnx/basic-model.ts";
 import { argmaxRows, classMetrics, topConfusions } from "./onnx/metrics-basic.ts";
 import { readNpy } from "./onnx/npy.ts";
 import { runBatches } from "./onnx/session.ts";

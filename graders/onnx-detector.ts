@@ -1,10 +1,10 @@
 import { z } from "zod";
+import { budgetField } from "./onnx/common.ts";
+import { fixed } from "./format.ts";
 import {
   batchRanges,
   batchSizeField,
-  budgetField,
   describeThresholds,
-  fmt,
   progressCounter,
   publicSpec,
   thresholdScore,
@@ -137,8 +137,8 @@ export const detectorGrader: Grader<DetectorConfig, ModelAnswer> = {
     const scale = describeThresholds(c.thresholds);
     const found = detections.reduce((s, d) => s + d.length, 0);
     const present = truths.reduce((s, t) => s + t.length, 0);
-    const perClassText = shapes.map((s, k) => `${s} ${perClass[k] === null ? "n/a" : fmt(perClass[k]!)}`).join(", ");
-    const mapMsg = `mAP@${c.matchIou} ${fmt(map)} over ${c.scenes} scenes.`;
+    const perClassText = shapes.map((s, k) => `${s} ${perClass[k] === null ? "n/a" : fixed(perClass[k]!)}`).join(", ");
+    const mapMsg = `mAP@${c.matchIou} ${fixed(map)} over ${c.scenes} scenes.`;
     return {
       ...graded(points, fraction * points, `${mapMsg} Score: ${Math.round(fraction * 100)}% (${scale}).`, [
         test(`mAP@${c.matchIou}`, fraction * points, points, `${mapMsg} Scale: ${scale}.`),

@@ -1,10 +1,10 @@
 import { z } from "zod";
+import { budgetField } from "./onnx/common.ts";
+import { fixed } from "./format.ts";
 import {
   batchRanges,
   batchSizeField,
-  budgetField,
   describeThresholds,
-  fmt,
   progressCounter,
   publicSpec,
   rowsTensor,
@@ -174,8 +174,8 @@ export const embeddingGrader: Grader<EmbeddingConfig, ModelAnswer> = {
     const fraction = thresholdScore(measured, config.thresholds);
     const scale = describeThresholds(config.thresholds);
     const n = testSplit.y.length;
-    const linearMsg = `Linear-probe accuracy ${fmt(linear)} on ${n} held-out images (${features.train.cols}-d embedding, chance ≈ ${fmt(1 / classes, 2)}).`;
-    const knnMsg = `${config.k}-NN (cosine) accuracy ${fmt(knn)} on ${n} held-out images.`;
+    const linearMsg = `Linear-probe accuracy ${fixed(linear)} on ${n} held-out images (${features.train.cols}-d embedding, chance ≈ ${fixed(1 / classes, 2)}).`;
+    const knnMsg = `${config.k}-NN (cosine) accuracy ${fixed(knn)} on ${n} held-out images.`;
     const scored = (name: string, msg: string, isMetric: boolean) =>
       isMetric ? test(name, fraction * points, points, `${msg} Scale: ${scale}.`) : test(name, 0, 0, `${msg} (for information)`);
     return {

@@ -1,18 +1,10 @@
 import { z } from "zod";
+import { budgetField, toFloat64 } from "./onnx/common.ts";
+import { sig2 } from "./format.ts";
 import { rng } from "./random.ts";
 import { graded, prepare, problemError, test } from "./result.ts";
 import type { GradeInput, Grader } from "./types.ts";
-import {
-  budgetField,
-  fileField,
-  fmt,
-  gradeModel,
-  inputSeedOf,
-  modelFormat,
-  privateFile,
-  seedField,
-  toFloat64,
-} from "./onnx/basic-model.ts";
+import { fileField, gradeModel, inputSeedOf, modelFormat, privateFile, seedField } from "./onnx/basic-model.ts";
 import { ista, objectives, randomDictionary, sparseSignals } from "./onnx/basic-ista.ts";
 import { readNpy } from "./onnx/npy.ts";
 import { runChecked } from "./onnx/session.ts";
@@ -213,7 +205,7 @@ export const onnxEncoderObjectiveGrader: Grader<OnnxEncoderConfig, ModelAnswer> 
       const parts = (codes: Float64Array) => {
         const total = mean(objectives(x, codes, D, d, k, lambda));
         const l1 = (lambda * codes.reduce((s, v) => s + Math.abs(v), 0)) / count;
-        return `objective ${fmt(total)} = reconstruction ${fmt(total - l1)} + λ‖h‖₁ ${fmt(l1)}`;
+        return `objective ${sig2(total)} = reconstruction ${sig2(total - l1)} + λ‖h‖₁ ${sig2(l1)}`;
       };
       const breakdown = {
         ...test("Objective breakdown (staff)", 0, 0, `Means per signal. Student: ${parts(h)}. ISTA: ${parts(hRef)}.`),

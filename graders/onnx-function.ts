@@ -1,13 +1,13 @@
 import { z } from "zod";
+import { budgetField, toFloat64 } from "./onnx/common.ts";
+import { sig2 } from "./format.ts";
 import { rng, type Rng } from "./random.ts";
 import { graded, prepare, problemError, test } from "./result.ts";
 import type { GradeInput, GradeResult, Grader } from "./types.ts";
 import { outputsFromReference } from "./onnx/reference-signature.ts";
 import {
-  budgetField,
   elementName,
   fileField,
-  fmt,
   gradeModel,
   inputSeedOf,
   modelFormat,
@@ -15,7 +15,6 @@ import {
   resolveShape,
   seedField,
   signatureProblem,
-  toFloat64,
 } from "./onnx/basic-model.ts";
 import { builtinInputs, builtinOutputShape, computeBuiltin, referenceSchema, type BuiltinRef } from "./onnx/builtins.ts";
 import { sizeOf, type F64 } from "./onnx/builtins-math.ts";
@@ -271,7 +270,7 @@ function compare(name: string, dims: number[], got: Float64Array, want: Float64A
     if (!(err <= atol + rtol * Math.abs(want[i]!))) outside++;
     if (err > maxAbs) [maxAbs, at] = [err, i];
   }
-  const where = `max abs error ${fmt(maxAbs)} at ${elementName(name, at, dims)}`;
+  const where = `max abs error ${sig2(maxAbs)} at ${elementName(name, at, dims)}`;
   return { ok: outside === 0, text: outside === 0 ? where : `${where}; ${outside} of ${want.length} values of ${name} outside tolerance` };
 }
 

@@ -1,16 +1,7 @@
 import { z } from "zod";
-import {
-  batchRanges,
-  batchSizeField,
-  budgetField,
-  fmt,
-  progressCounter,
-  publicSpec,
-  rampSchema,
-  rampScore,
-  toFloat64,
-  type Ramp,
-} from "./onnx/advanced-kit.ts";
+import { budgetField, toFloat64 } from "./onnx/common.ts";
+import { fixed } from "./format.ts";
+import { batchRanges, batchSizeField, progressCounter, publicSpec, rampSchema, rampScore, type Ramp } from "./onnx/advanced-kit.ts";
 import { frechetDistance, meanCov } from "./onnx/frechet.ts";
 import { argmax } from "./onnx/linear-eval.ts";
 import {
@@ -215,7 +206,7 @@ export const generatorGrader: Grader<GeneratorConfig, ModelAnswer> = {
       if (lo < -RANGE_SLACK || hi > 1 + RANGE_SLACK)
         throw new ModelFault(
           "MODEL_BAD_OUTPUT",
-          `Output '${c.output.name}' has pixel values from ${fmt(lo)} to ${fmt(hi)}; images must lie in [0, 1] (a generator ending in tanh needs (x + 1) / 2).`,
+          `Output '${c.output.name}' has pixel values from ${fixed(lo)} to ${fixed(hi)}; images must lie in [0, 1] (a generator ending in tanh needs (x + 1) / 2).`,
         );
       for (let i = 0; i < images.length; i++) images[i] = Math.min(1, Math.max(0, images[i]!));
     } catch (err) {
@@ -268,12 +259,12 @@ export const generatorGrader: Grader<GeneratorConfig, ModelAnswer> = {
       const max = (points * p.weight) / totalWeight;
       const part = rampScore(m[k], p) * max * factor;
       score += part;
-      const copied = factor < 1 ? ` Copies earn nothing: this part is multiplied by ${fmt(factor)}.` : "";
+      const copied = factor < 1 ? ` Copies earn nothing: this part is multiplied by ${fixed(factor)}.` : "";
       return test(
         PARTS[k].title,
         part,
         max,
-        `${fmt(m[k])}: ${PARTS[k].what} (no credit at ${p.zeroAt}, full credit at ${p.fullAt}).${copied}`,
+        `${fixed(m[k])}: ${PARTS[k].what} (no credit at ${p.zeroAt}, full credit at ${p.fullAt}).${copied}`,
       );
     });
     if (memo) tests.push(memorisationTest(memo, n, c.memorisation!.minDistance));
@@ -281,10 +272,10 @@ export const generatorGrader: Grader<GeneratorConfig, ModelAnswer> = {
       (memo && memo.copies > 0 ? `${memo.copies} of ${n} samples are copies of real images. ` : "") +
       `${n} samples: ` +
       [
-        c.label && `conditional accuracy ${fmt(m.accuracy)}`,
-        `confidence ${fmt(m.confidence)}`,
-        `diversity ${fmt(m.diversity)}`,
-        `Fréchet distance ${fmt(m.frechet, 2)}`,
+        c.label && `conditional accuracy ${fixed(m.accuracy)}`,
+        `confidence ${fixed(m.confidence)}`,
+        `diversity ${fixed(m.diversity)}`,
+        `Fréchet distance ${fixed(m.frechet, 2)}`,
       ]
         .filter(Boolean)
         .join(", ") +
@@ -313,11 +304,11 @@ function referenceImages(bytes: Uint8Array | undefined, c: GeneratorConfig): Flo
 function memorisationTest(memo: MemorisationResult, n: number, minDistance: number): TestResult {
   const message =
     `${memo.copies} of ${n} samples lie closer than ${minDistance} (root-mean-square pixel difference) to a real image ` +
-    `and count as copies of it; the median distance to the nearest real image is ${fmt(memo.medianDistance)}. ` +
+    `and count as copies of it; the median distance to the nearest real image is ${fixed(memo.medianDistance)}. ` +
     (memo.copies === 0
       ? "No sample is a copy."
       : memo.factor < 1
-        ? `A generator must make new images, not return stored ones: the parts' credit is multiplied by ${fmt(memo.factor)}.`
+        ? `A generator must make new images, not return stored ones: the parts' credit is multiplied by ${fixed(memo.factor)}.`
         : "So few that they are forgiven.");
   return { ...test("Memorisation check", 0, 0, message), status: memo.factor < 1 ? "failed" : "passed" };
 }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { tidy } from "./format.ts";
 import { compileExpression, RESERVED_NAMES, type Tensor } from "./math.ts";
 import { rng, type Rng } from "./random.ts";
 import type { Params } from "./types.ts";
@@ -71,10 +72,8 @@ export function namedRecord<T extends z.ZodType>(value: T) {
 export const paramsSpecSchema = namedRecord(paramSpecSchema);
 export type ParamsSpec = z.infer<typeof paramsSpecSchema>;
 
-/** Rounds away binary noise (0.1 * 3) and keeps continuous draws to 4 significant digits. */
-const tidy = (x: number, digits = 12): number => Number.parseFloat(x.toPrecision(digits));
-
 function drawNumber(spec: { min: number; max: number; step?: number | undefined }, r: Rng): number {
+  // Continuous draws keep 4 significant digits; steps lose only binary noise (0.1 * 3).
   if (spec.step === undefined) return tidy(r.uniform(spec.min, spec.max), 4);
   const steps = Math.floor((spec.max - spec.min) / spec.step + 1e-9);
   return tidy(spec.min + spec.step * r.int(0, steps));

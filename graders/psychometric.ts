@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { fixed, tidy } from "./format.ts";
 import { rng } from "./random.ts";
 import { graded, prepare, rejected, test } from "./result.ts";
 import type { Grader, Params } from "./types.ts";
@@ -112,15 +113,13 @@ export interface PsychometricParams {
 }
 type Form = PsychometricConfig["form"];
 
-/** 4 significant digits, so that the level a statement shows is the level the grader uses. */
-const tidy = (x: number): number => Number.parseFloat(x.toPrecision(4));
-
 export function stimulusLevels(levels: PsychometricConfig["levels"]): number[] {
   if (Array.isArray(levels)) return [...levels];
   const { min, max, count, scale } = levels;
   return Array.from({ length: count }, (_, i) => {
     const t = i / (count - 1);
-    return tidy(scale === "log" ? min * (max / min) ** t : min + (max - min) * t);
+    // 4 significant digits, so that the level a statement shows is the level the grader uses.
+    return tidy(scale === "log" ? min * (max / min) ** t : min + (max - min) * t, 4);
   });
 }
 
@@ -268,12 +267,6 @@ export function fitPsychometric(
   return { ...best.p, logLikelihood: best.ll };
 }
 
-/** Two decimals, without a "-0.00". */
-const fmt = (x: number): string => {
-  const text = x.toFixed(2);
-  return text === "-0.00" ? "0.00" : text;
-};
-
 export const psychometricGrader: Grader<PsychometricConfig, PsychometricAnswer> = {
   type: "psychometric",
   version: "1.0.0",
@@ -326,8 +319,8 @@ export const psychometricGrader: Grader<PsychometricConfig, PsychometricAnswer> 
     const verdict =
       fraction === 1 ? "full marks" : fraction === 0 ? "no marks" : `${Math.round(fraction * 100)} % of the marks (linear between the two)`;
     const message =
-      `Log-likelihood of your parameters on your data: ${fmt(yours)} nats. ` +
-      `The maximum-likelihood fit is ${fmt(delta)} nats higher (ΔLL = ${fmt(delta)}; ` +
+      `Log-likelihood of your parameters on your data: ${fixed(yours, 2)} nats. ` +
+      `The maximum-likelihood fit is ${fixed(delta, 2)} nats higher (ΔLL = ${fixed(delta, 2)}; ` +
       `full marks for ΔLL ≤ ${fullWithin}, none for ΔLL ≥ ${zeroAt}): ${verdict}.`;
     return graded(points, score, message, [test("Log-likelihood of your fit", score, points, message)]);
   },

@@ -4,7 +4,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { getGrader } from "../graders/index.ts";
-import { toFloat64 } from "../graders/onnx/advanced-kit.ts";
+import { toFloat64 } from "../graders/onnx/common.ts";
 import { nearestDistances } from "../graders/onnx/memorisation.ts";
 import { readNpy } from "../graders/onnx/npy.ts";
 import { gradeResultSchema, type Grader } from "../graders/types.ts";

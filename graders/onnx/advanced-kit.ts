@@ -1,13 +1,10 @@
 import { z } from "zod";
-import { budgetSchema, type Tensor, type TensorSpec } from "./types.ts";
+import type { Tensor, TensorSpec } from "./types.ts";
 
 /**
  * Pieces shared by the evaluation-style model graders (onnx-embedding, onnx-generator, onnx-detector):
- * the budget field, score scales, batching and progress.
+ * score scales, batching and progress.
  */
-
-/** `budget:` in a config; omitted fields take budgetSchema's defaults (prefault parses `{}` through them). */
-export const budgetField = budgetSchema.prefault({});
 
 /** A batch size field: one run() per batch keeps memory bounded and gives progress to report. */
 export const batchSizeField = z.number().int().min(1).max(4096);
@@ -53,9 +50,6 @@ export function rampScore(value: number, r: Pick<Ramp, "zeroAt" | "fullAt">): nu
   return Math.min(1, Math.max(0, t));
 }
 
-/** Three significant decimals for feedback; more would suggest a precision the measurement lacks. */
-export const fmt = (x: number, digits = 3): string => (Number.isFinite(x) ? x.toFixed(digits) : String(x));
-
 /** [start, end) row ranges of `batchSize` covering `total` rows. */
 export function batchRanges(total: number, batchSize: number): [number, number][] {
   const out: [number, number][] = [];
@@ -78,9 +72,3 @@ export function rowsTensor(data: Float32Array, rowShape: readonly number[], star
 
 /** Specs as answerFormat shows them: name, dtype and shape only. */
 export const publicSpec = (s: TensorSpec): TensorSpec => ({ name: s.name, dtype: s.dtype, shape: [...s.shape] });
-
-/** Tensor data as float64 numbers, whatever the numeric dtype. */
-export function toFloat64(t: Tensor): Float64Array {
-  if (t.data instanceof BigInt64Array) return Float64Array.from(t.data, (v) => Number(v));
-  return Float64Array.from(t.data as ArrayLike<number>);
-}

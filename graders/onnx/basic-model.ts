@@ -2,12 +2,9 @@ import { z } from "zod";
 import { rejected } from "../result.ts";
 import type { GradeInput, GradeResult } from "../types.ts";
 import { faultToResult, requireModel, withSession } from "./session.ts";
-import { budgetSchema, type Dim, type ModelSession, type ModelSpec, type Tensor } from "./types.ts";
+import type { Dim, ModelSession, ModelSpec } from "./types.ts";
 
 /** Helpers shared by onnx-function, onnx-encoder-objective and onnx-classifier. */
-
-/** `budget:` in a config: the given limits over budgetSchema's defaults (prefault parses {} so defaults apply). */
-export const budgetField = budgetSchema.prefault({});
 
 /** A config's fixed `seed:`; without it the inputs follow the student's seed. */
 export const seedField = z.union([z.string().min(1).max(200), z.number().int()]).optional();
@@ -83,15 +80,6 @@ export async function gradeModel(
     return faultToResult(input.points, err); // the model did not even load
   }
 }
-
-/** Any numeric tensor as float64 numbers (int64 through Number: exact below 2^53). */
-export function toFloat64(t: Pick<Tensor, "data">): Float64Array {
-  return t.data instanceof BigInt64Array ? Float64Array.from(t.data, Number) : Float64Array.from(t.data);
-}
-
-/** Two significant digits, enough to tell a near miss from a wrong formula: 0.13, 3.0e-5. */
-export const fmt = (x: number): string =>
-  x === 0 ? "0" : Math.abs(x) >= 1e-3 && Math.abs(x) < 1e5 ? Number(x.toPrecision(2)).toString() : x.toExponential(1);
 
 /** "y[0, 2]" for flat index 2 of dims [N, 3]. */
 export function elementName(name: string, flat: number, dims: readonly number[]): string {

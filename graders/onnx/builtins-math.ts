@@ -92,14 +92,13 @@ export function rdm(x: F64): F64 {
   return { dims: g.dims, data: g.data.map((v) => 1 - v) };
 }
 
-/** Rows scaled to unit L2 norm. */
-function normalizeRows(data: Float64Array, n: number, f: number): Float64Array {
-  const out = new Float64Array(data.length);
+/** Rows scaled to unit L2 norm; a zero row stays zero (similar to nothing), as torch's F.normalize leaves it. */
+export function normalizeRows(data: Float64Array, n: number, f: number): Float64Array {
+  const out = data.slice();
   for (let i = 0; i < n; i++) {
-    let s = 0;
-    for (let k = 0; k < f; k++) s += data[i * f + k]! ** 2;
-    const norm = Math.sqrt(s);
-    for (let k = 0; k < f; k++) out[i * f + k] = data[i * f + k]! / norm;
+    const row = out.subarray(i * f, (i + 1) * f);
+    const norm = Math.sqrt(row.reduce((s, v) => s + v * v, 0));
+    if (norm > 0) for (let k = 0; k < f; k++) row[k]! /= norm;
   }
   return out;
 }

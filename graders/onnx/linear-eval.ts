@@ -1,3 +1,5 @@
+import { normalizeRows } from "./builtins-math.ts";
+
 /**
  * The evaluation protocol of self-supervised representations (SimCLR, MoCo, Barlow Twins): a linear
  * classifier and a k-nearest-neighbour classifier on frozen embeddings. Everything is float64 and
@@ -174,25 +176,14 @@ export function argmax(v: ArrayLike<number>, start = 0, length = v.length - star
   return best;
 }
 
-/** Rows scaled to unit length (a zero row stays zero: similar to nothing). */
-function normalizeRows(m: Matrix): Float64Array {
-  const out = m.data.slice();
-  for (let i = 0; i < m.rows; i++) {
-    const row = out.subarray(i * m.cols, (i + 1) * m.cols);
-    const norm = Math.sqrt(dot(row, row));
-    if (norm > 0) for (let j = 0; j < m.cols; j++) row[j]! /= norm;
-  }
-  return out;
-}
-
 /**
  * k-NN on cosine similarity of the raw embeddings (as in InstDisc/DINO): majority vote of the k most
  * similar training points; ties go to the class with the larger summed similarity, then the lower
  * class. Neighbours with equal similarity are taken in training order.
  */
 export function knnPredict(train: Matrix, trainY: Int32Array, test: Matrix, k: number, classes: number): Int32Array {
-  const a = normalizeRows(train);
-  const b = normalizeRows(test);
+  const a = normalizeRows(train.data, train.rows, train.cols);
+  const b = normalizeRows(test.data, test.rows, test.cols);
   const d = train.cols;
   const kk = Math.min(k, train.rows);
   const out = new Int32Array(test.rows);

@@ -303,7 +303,7 @@ describe("onnx-function outputs given by name only (API.md): dtype and shape com
     if (!loaded.ok) return;
     const gram = loaded.set.problems.find((p) => p.slug === "gram-matrix")!;
     expect((gram.graderConfig as { outputs: unknown }).outputs).toEqual([{ name: "g", dtype: "float32", shape: ["N", "N"] }]);
-    expect(onnxFunctionGrader.answerFormat(gram.graderConfig, "s")).toMatchObject({
+    expect(onnxFunctionGrader.answerFormat(onnxFunctionGrader.configSchema.parse(gram.graderConfig), "s")).toMatchObject({
       outputs: [{ name: "g", dtype: "float32", shape: ["N", "N"] }],
     });
   });
