@@ -5,7 +5,7 @@ import { compileEntry, compileSynonym, type Entry, type Synonym } from "./match.
 const compiled = new Map<string, Entry | string>();
 const MAX_CACHED = 5000;
 
-export function entry(source: string): Entry | string {
+function entry(source: string): Entry | string {
   let e = compiled.get(source);
   if (e === undefined) {
     if (compiled.size >= MAX_CACHED) compiled.clear();

@@ -33,8 +33,6 @@ export interface Clause {
   tokens: Token[];
   start: number;
   end: number;
-  /** Negations in the clause's main part (they govern its trailing lists too). */
-  negations: number;
   /** The clause or its sentence has a verb: a sentence, not a bare list of terms. */
   hasVerb: boolean;
   /** "none of these…", "neither…": a negation that may point back at earlier clauses. */
@@ -102,7 +100,7 @@ interface RawToken extends Omit<Token, "scope" | "index"> {
 }
 
 /** wink tokens with character offsets; contractions keep their surface ("n't") and normalise to "not". */
-export function tokenise(raw: string): RawToken[] {
+function tokenise(raw: string): RawToken[] {
   const its = winkOf().its;
   // wink's tokeniser is quadratic in a word's length (100k "a"s take seconds); no rubric word is
   // that long, so such runs are blanked to spaces of the same length (offsets stay true for regexes).
@@ -290,7 +288,6 @@ export function analyse(raw: string): Clause[] {
       tokens: withJoined(out),
       start: out[0]!.start,
       end: out.at(-1)!.end,
-      negations,
       hasVerb: verbal || sentenceHasVerb.has(segs[0]!.tokens[0]!.sentence),
       quantifierNegation: words.some((t) => t.negation && QUANTIFIERS.has(t.surface.toLowerCase())),
       // "This is not…" (subject) or "… don't have these problems" (demonstrative): points back.
