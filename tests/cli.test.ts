@@ -1,11 +1,17 @@
 import { spawnSync } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 
 /** `npm run grade`: an instructor grading on their own machine, no Postgres or Redis. */
 function grade(...args: string[]) {
+  return gradeWith({}, ...args);
+}
+function gradeWith(env: Record<string, string>, ...args: string[]) {
   const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli/grade.ts", ...args], {
     encoding: "utf8",
-    env: { ...process.env, DATABASE_URL: "postgresql://nobody@127.0.0.1:1/none", REDIS_URL: "redis://127.0.0.1:1" },
+    env: { ...process.env, DATABASE_URL: "postgresql://nobody@127.0.0.1:1/none", REDIS_URL: "redis://127.0.0.1:1", ...env },
     timeout: 60_000,
   });
   return { code: r.status, out: `${r.stdout}${r.stderr}` };
@@ -37,6 +43,26 @@ describe("npm run grade", () => {
     expect(refused.code).toBe(2);
     expect(refused.out).toMatch(/EXTERNAL_DATA/);
   });
+
+  it("grades in a grader thread within GRADER_TIMEOUT_S: a reference too slow to check is stopped, not waited for", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cli-slow-"));
+    try {
+      await mkdir(join(dir, "slow-set", "slow"), { recursive: true });
+      await writeFile(join(dir, "slow-set", "set.yaml"), "slug: slow-set\ntitle: Slow\nproblems: [slow]\n");
+      await writeFile(
+        join(dir, "slow-set", "slow", "problem.yaml"),
+        'title: Slow\npoints: 1\nstatement: Write x.\ngrader:\n  type: expression\n  answer: "x + 0 * sum(ones(1000, 1000))"\n  variables: { x: { min: 1, max: 2 } }\n  samples: 1000\n',
+      );
+      const started = Date.now();
+      const r = gradeWith({ GRADER_TIMEOUT_S: "1" }, join(dir, "slow-set", "slow"), '{"expression": "x"}');
+      expect(r.out).toMatch(/error \[GRADER_TIMEOUT\]: 0\/1 — Grading stopped: the problem's grader did not finish within its 1 s budget/);
+      expect(r.code).toBe(1);
+      // A thousand samples of a 1000×1000 sum would take minutes; the process ends soon after the budget.
+      expect(Date.now() - started).toBeLessThan(45_000);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it("explains its usage", () => {
     const r = grade();

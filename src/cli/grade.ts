@@ -14,6 +14,8 @@ import { loadConfig } from "../config.ts";
 import { studentSeed } from "../lib/crypto.ts";
 import { prepareAnswer } from "../services/answers.ts";
 import { createModelRuntime, preflightOptions } from "../grading/model-runtime.ts";
+import { closeThreads, configureThreads, threadPool } from "../grading/threads/index.ts";
+import { runGraderBounded } from "../grading/threads/run-grader.ts";
 import { getGrader } from "../../graders/index.ts";
 import type { GradeResult } from "../../graders/types.ts";
 
@@ -52,29 +54,38 @@ async function main() {
   const runtime = grader.modelSpec ? createModelRuntime(config, quietLog) : undefined;
   const bar = new SingleBar({ format: " grading [{bar}] {percentage}% | {value}/{total}", hideCursor: true }, Presets.shades_classic);
   let started = false;
+  // Graded as the worker grades: in a grader thread or with the run's AbortSignal, within GRADER_TIMEOUT_S.
+  configureThreads(config);
   try {
-    const result = await grader.grade({
-      config: grader.configSchema.parse(problem.graderConfig),
-      privateData: problem.assets,
-      answer: prepared.answer,
-      seed,
-      points: problem.points,
-      model: prepared.blob?.bytes,
-      runtime,
-      onProgress: values.json
-        ? undefined
-        : (done, total) => {
-            if (!started) bar.start(total, 0);
-            started = true;
-            bar.update(done);
-          },
-    });
+    const result = await runGraderBounded(
+      {
+        grader,
+        config: grader.configSchema.parse(problem.graderConfig),
+        privateData: problem.assets,
+        answer: prepared.answer,
+        seed,
+        points: problem.points,
+        model: prepared.blob?.bytes,
+        runtime: runtime && (() => runtime),
+        preflight: preflightOptions(config),
+        onProgress: values.json
+          ? undefined
+          : (done, total) => {
+              if (!started) bar.start(total, 0);
+              started = true;
+              bar.update(done);
+            },
+      },
+      threadPool(),
+      config.GRADER_TIMEOUT_S * 1000,
+    );
     if (started) bar.stop();
     if (values.json) console.log(JSON.stringify(result, null, 2));
     else print(result, grader.params?.(grader.configSchema.parse(problem.graderConfig), seed));
     process.exitCode = result.status === "graded" ? 0 : result.status === "rejected" ? 3 : 1;
   } finally {
     await runtime?.close();
+    await closeThreads();
   }
 }
 
@@ -95,7 +106,8 @@ function print(r: GradeResult, params?: object) {
     if (t.staffMessage) console.log(`${t.name} (staff): ${t.staffMessage}`);
     if (t.answerKey) console.log(`${t.name} (students, after the assignment closed): ${t.answerKey}`);
   }
-  console.log(`${r.status}: ${r.score}/${r.maxScore} — ${r.feedback.summary}${r.needsReview ? " (flagged for manual review)" : ""}`);
+  const code = r.code ? ` [${r.code}]` : "";
+  console.log(`${r.status}${code}: ${r.score}/${r.maxScore} — ${r.feedback.summary}${r.needsReview ? " (flagged for manual review)" : ""}`);
   for (const reason of r.feedback.reviewReasons ?? []) console.log(`  review: ${reason}`);
   if (r.provenance)
     console.log(`provider ${r.provenance.executionProvider}, onnxruntime ${r.provenance.ortVersion}, input seed ${r.provenance.inputSeed}`);
