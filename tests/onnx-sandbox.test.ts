@@ -1,10 +1,13 @@
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withSession } from "../graders/onnx/session.ts";
 import { ModelFault, type Tensor } from "../graders/onnx/types.ts";
+import { planSandbox, SandboxUnavailable, findOnPath } from "../src/grading/onnx/isolation.ts";
 import { createSandboxRuntime, type SandboxRuntime } from "../src/grading/onnx/runtime.ts";
 import { localRuntime } from "./helpers/local-runtime.ts";
 
@@ -215,6 +218,94 @@ describe("ONNX sandbox runtime", () => {
     expect(rt.stats().children.length).toBeLessThanOrEqual(2);
   });
 
+  it("runs children as the unprivileged account, without network, core dumps or unbounded processes, as it records", async () => {
+    const { pid } = rt.stats().children[0]!;
+    const iso = rt.isolation;
+    expect(iso).toMatchObject({ memoryCapMb: 2048, core: false, nprocs: 256 });
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const uid = Number(/^Uid:\s+(\d+)/m.exec(status)![1]);
+    if (process.getuid!() === 0) {
+      expect(iso.user).toBe("nobody");
+      const passwd = readFileSync("/etc/passwd", "utf8")
+        .split("\n")
+        .find((l) => l.startsWith("nobody:"))!;
+      // In a user namespace the child's own view is root, but the kernel's real uid is the account's.
+      expect(uid === Number(passwd.split(":")[2]) || iso.network === "none").toBe(true);
+      expect(uid).not.toBe(0);
+    } else expect(uid).toBe(process.getuid!());
+    const limits = readFileSync(`/proc/${pid}/limits`, "utf8");
+    expect(limits).toMatch(/Max core file size\s+0\s+0/);
+    expect(limits).toMatch(/Max processes\s+256\s+256/);
+    // The network namespace is its own exactly when the grade says "none", and then only loopback exists.
+    const own = readlinkSync(`/proc/${pid}/ns/net`) !== readlinkSync("/proc/self/ns/net");
+    expect(own).toBe(iso.network === "none");
+    if (own) {
+      const ifaces = readFileSync(`/proc/${pid}/net/dev`, "utf8").split("\n").slice(2).filter(Boolean);
+      expect(ifaces.map((l) => l.trim().split(":")[0])).toEqual(["lo"]);
+    }
+  });
+
+  it("empties the exchange file when a session ends: the next student's child holds no bytes of this model", async () => {
+    const model = fixture("too_many_parameters"); // 8 KB
+    let pid = 0;
+    await withSession(rt, model, "submission", async (s) => {
+      pid = busyPid(rt);
+      expect(statSync(`/proc/${pid}/fd/4`).size).toBeGreaterThanOrEqual(model.byteLength);
+      await s.run({ x: x(1) });
+    });
+    expect(statSync(`/proc/${pid}/fd/4`).size).toBe(0);
+  });
+
+  describe("the run's AbortSignal", () => {
+    it("kills a submission's child at once: the run in flight and every later call fail with MODEL_TIMEOUT", async () => {
+      const ac = new AbortController();
+      const session = await rt.open(fixture("endless_loop"), { role: "submission", signal: ac.signal });
+      const pid = busyPid(rt);
+      const started = performance.now();
+      setTimeout(() => ac.abort(new Error("run budget spent")), 200);
+      const f = await fault(session.run({ x: x(2) }));
+      expect(f.code).toBe("MODEL_TIMEOUT");
+      // Well before the model's own limit (1.5 s): the abort, not the per-batch clock, stopped it.
+      expect(performance.now() - started).toBeLessThan(1000);
+      expect((await fault(session.run({ x: x(2) }))).code).toBe("MODEL_TIMEOUT");
+      await session.close();
+      await expect.poll(() => alive(pid)).toBe(false);
+      expect((await runOnce(rt, fixture("benign"))).y!.dims).toEqual([2, 4]);
+    });
+
+    it("gives a reference session the signal's reason, and refuses to open once aborted", async () => {
+      const ac = new AbortController();
+      const reason = new Error("grader budget spent");
+      const session = await rt.open(fixture("endless_loop"), { role: "reference", signal: ac.signal });
+      const pid = busyPid(rt);
+      setTimeout(() => ac.abort(reason), 100);
+      await expect(session.run({ x: x(2) })).rejects.toBe(reason);
+      await expect(session.run({ x: x(2) })).rejects.toBe(reason);
+      await session.close();
+      await expect.poll(() => alive(pid)).toBe(false);
+      await expect(rt.open(fixture("benign"), { role: "reference", signal: ac.signal })).rejects.toBe(reason);
+      expect((await fault(rt.open(fixture("benign"), { role: "submission", signal: ac.signal }))).code).toBe("MODEL_TIMEOUT");
+    });
+
+    it("leaves a session alone when the signal never fires, and forgets it after close", async () => {
+      const ac = new AbortController();
+      const pid = await withSession(
+        rt,
+        fixture("benign"),
+        "submission",
+        async (s) => {
+          await s.run({ x: x(1) });
+          return busyPid(rt);
+        },
+        ac.signal,
+      );
+      ac.abort();
+      await new Promise((r) => setTimeout(r, 100));
+      expect(alive(pid)).toBe(true); // the child went back to the pool and serves the next student
+      expect((await runOnce(rt, fixture("benign"))).y!.dims).toEqual([2, 4]);
+    });
+  });
+
   it("recycles a child after recycleAfter models", async () => {
     const small = createSandboxRuntime({ providers: ["cpu"], size: 1, recycleAfter: 2, logger: { warn: () => undefined } });
     try {
@@ -226,5 +317,58 @@ describe("ONNX sandbox runtime", () => {
     } finally {
       await small.close();
     }
+  });
+});
+
+describe("fail closed", () => {
+  // A PATH with every tool the sandbox may use but prlimit.
+  const dir = mkdtempSync(join(tmpdir(), "no-prlimit-"));
+  for (const tool of ["setpriv", "unshare"]) {
+    const found = findOnPath(tool, process.env.PATH ?? "");
+    if (found) symlinkSync(found, join(dir, tool));
+  }
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const base = { memoryBytes: 2048 * 2 ** 20, maxProcs: 256, user: "nobody", path: dir };
+
+  it("refuses to plan children without prlimit, unless SANDBOX_ALLOW_UNCAPPED says so (and then records no cap)", () => {
+    expect(() => planSandbox({ ...base, allowUncapped: false })).toThrow(SandboxUnavailable);
+    expect(() => planSandbox({ ...base, allowUncapped: false })).toThrow(
+      /prlimit \(util-linux\) was not found.*SANDBOX_ALLOW_UNCAPPED=true/,
+    );
+    const plan = planSandbox({ ...base, allowUncapped: true });
+    expect(plan.isolation).toMatchObject({ memoryCapMb: null, core: true, nprocs: null });
+    expect(plan.prefix.some((p) => p.endsWith("prlimit"))).toBe(false);
+  });
+
+  it("an uncapped runtime still runs models, and says so in its isolation facts", async () => {
+    const warnings: string[] = [];
+    const rt = createSandboxRuntime({
+      providers: ["cpu"],
+      size: 1,
+      allowUncapped: true,
+      toolPath: dir,
+      logger: { warn: (_o, m) => warnings.push(m) },
+    });
+    try {
+      expect((await runOnce(rt, fixture("benign"))).y!.dims).toEqual([2, 4]);
+      expect(rt.isolation.memoryCapMb).toBeNull();
+      expect(warnings.join("\n")).toMatch(/WITHOUT a memory cap/);
+      const { pid } = rt.stats().children[0]!;
+      expect(readFileSync(`/proc/${pid}/limits`, "utf8")).toMatch(/Max address space\s+unlimited/);
+    } finally {
+      await rt.close();
+    }
+  });
+
+  it("a worker without prlimit does not start: one line, exit 1", () => {
+    const r = spawnSync(process.execPath, ["--import", "tsx", "src/main.ts", "worker"], {
+      env: { ...process.env, PATH: dir, SANDBOX_ALLOW_UNCAPPED: "false", LOG_LEVEL: "warn" },
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    expect(r.status).toBe(1);
+    const lines = `${r.stdout}${r.stderr}`.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^The grading worker cannot start: prlimit \(util-linux\) was not found on PATH/);
   });
 });

@@ -43,6 +43,8 @@ export const sandboxOptionsSchema = z.strictObject({
   user: z.string().min(1).default("nobody"),
   /** Run without prlimit (no memory cap) instead of refusing; for development machines only. */
   allowUncapped: z.boolean().default(false),
+  /** Where prlimit, setpriv and unshare are looked up (default: PATH). */
+  toolPath: z.string().optional(),
   loadTimeoutMs: z.number().int().min(1).default(20_000),
   runTimeoutMs: z.number().int().min(1).default(20_000),
   acquireTimeoutMs: z.number().int().min(1).default(60_000),
@@ -123,7 +125,8 @@ class SandboxModelRuntime implements SandboxRuntime {
     readonly o: Options,
     private readonly logger: SandboxLogger,
   ) {
-    const plan = planSandbox({ memoryBytes: o.memoryBytes, maxProcs: o.maxProcs, user: o.user, allowUncapped: o.allowUncapped });
+    const { memoryBytes, maxProcs, user, allowUncapped, toolPath: path } = o;
+    const plan = planSandbox({ memoryBytes, maxProcs, user, allowUncapped, path });
     this.isolation = plan.isolation;
     if (plan.isolation.memoryCapMb === null)
       logger.warn({ isolation: plan.isolation }, "SANDBOX_ALLOW_UNCAPPED: prlimit is missing, sandbox children run WITHOUT a memory cap");
