@@ -1,5 +1,6 @@
 import { randomBytes, createHash } from "node:crypto";
 import { readFile, rm, writeFile } from "node:fs/promises";
+import { userInfo } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { enqueueGrading } from "../src/grading/queue.ts";
 import { multipart } from "./helpers/bundles.ts";
@@ -63,6 +64,20 @@ describe("hostile uploads", () => {
     expect(graded).toMatchObject({ status: "rejected", score: 0 });
     expect(graded.feedback.summary).toMatch(reason);
     await expectBenignGrades();
+  });
+
+  it("records on the grade how the sandbox ran the model; staff see it, students do not", async () => {
+    const res = await upload("benign");
+    const id = res.json().id;
+    await waitForGrade(h, id, w.students[0]!.token, 30_000);
+    const staff = await waitForGrade(h, id, w.instructor.token);
+    const isolation = staff.grades[0].isolation;
+    expect(isolation).toMatchObject({ memoryCapMb: 2048, core: false, nprocs: 256, network: expect.stringMatching(/^(none|host)$/) });
+    expect(isolation.user).toBe(process.getuid!() === 0 ? "nobody" : userInfo().username);
+    const row = await h.db.grade.findFirstOrThrow({ where: { submissionId: id } });
+    expect(row.isolation).toEqual(isolation);
+    const student = await waitForGrade(h, id, w.students[0]!.token);
+    expect(student.grades).toBeUndefined();
   });
 
   it("the worker runs preflight again: an external-data model that got past the API is rejected and leaks nothing", async () => {
