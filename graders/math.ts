@@ -141,6 +141,13 @@ const resultSize: Record<string, (args: unknown[]) => number> = {
   multiply: multiplySize,
 };
 
+/** A number or a short list of numbers as written; any other array by its shape: <1000×1>. */
+function describeArg(a: unknown): string {
+  if (typeof a === "number") return String(a);
+  if (Array.isArray(a) && a.length <= 8 && a.every((x) => typeof x === "number")) return `[${a.join(", ")}]`;
+  return `<${shapeAlong(a).join("×")}>`;
+}
+
 function checkSizes(name: string, args: unknown[]): void {
   for (const a of args) {
     if (typeof a === "number") continue;
@@ -152,7 +159,7 @@ function checkSizes(name: string, args: unknown[]): void {
   }
   const n = (resultSize[name] ?? broadcastSize)(args);
   if (n > MAX_ELEMENTS) {
-    const call = `${name}(${args.map((a) => (typeof a === "number" ? String(a) : `[${shapeAlong(a).join("×")}]`)).join(", ")})`;
+    const call = `${name}(${args.map(describeArg).join(", ")})`;
     throw new ExpressionTooLarge(`${call} would build ${grouped(n)} elements; an expression may build at most ${grouped(MAX_ELEMENTS)}`);
   }
 }

@@ -101,7 +101,7 @@ const CASES: [name: string, bundle: () => Buffer, file: string, path: string, re
     () => setWith(numeric("sum(ones(1000, 1) * ones(1, 2000))")),
     "q/problem.yaml",
     "grader.answer",
-    /multiply\(\[1000×1\], \[1×2000\]\) would build 2,000,000 elements/,
+    /multiply\(<1000×1>, <1×2000>\) would build 2,000,000 elements/,
   ],
   [
     // Each matrix is within the limit, and the literal holds a hundred of them: the thread's heap cap stops it.

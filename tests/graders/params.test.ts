@@ -7,6 +7,7 @@ import {
   renderStatement,
   sampleParams,
 } from "../../graders/params.ts";
+import { ExpressionTooLarge, MAX_ELEMENTS } from "../../graders/math.ts";
 
 const spec = paramsSpecSchema.parse({
   a: { min: 1, max: 9, step: 1 },
@@ -124,7 +125,71 @@ describe("evaluateExpression", () => {
   });
 });
 
+describe("element limits (what an expression may build)", () => {
+  const refused = (expr: string, scope: Record<string, number | number[][]> = {}) => {
+    try {
+      evaluateExpression(expr, scope);
+    } catch (e) {
+      expect(e).toBeInstanceOf(ExpressionTooLarge);
+      return (e as Error).message;
+    }
+    throw new Error(`${expr} was not refused`);
+  };
+
+  it("refuses, before allocating, any builder whose result would pass MAX_ELEMENTS, naming the call and the size", () => {
+    expect(MAX_ELEMENTS).toBe(1_000_000);
+    expect(refused("sum(zeros(n, n))", { n: 50_000 })).toBe(
+      "zeros(50000, 50000) would build 2,500,000,000 elements; an expression may build at most 1,000,000",
+    );
+    const cases: [string, RegExp][] = [
+      ["ones(1001, 1000)", /^ones\(1001, 1000\) would build 1,001,000 elements/],
+      ["zeros([2000, 2000])", /^zeros\(\[2000, 2000\]\) would build 4,000,000 elements/],
+      ["identity(1001)", /^identity\(1001\) would build 1,002,001 elements/],
+      ["kron(ones(2000, 1), ones(1, 2000))", /^kron\(<2000×1>, <1×2000>\) would build 4,000,000 elements/],
+      ["reshape(ones(1, 10), [100000, 100])", /^reshape\(<1×10>, \[100000, 100\]\) would build 10,000,000 elements/],
+      ["concat(ones(1000, 600), ones(1000, 600))", /^concat\(<1000×600>, <1000×600>\) would build 1,200,000 elements/],
+      ["sum(1:2000000)", /^range\(1, 2000000\) would build 2,000,000 elements/],
+      ["diag(1:1001)", /^diag\(<1001>\) would build 1,002,001 elements/],
+      ["ones(2000, 1) * ones(1, 2000)", /^multiply\(<2000×1>, <1×2000>\) would build 4,000,000 elements/],
+      ["ones(2000, 1) + ones(1, 2000)", /^add\(<2000×1>, <1×2000>\) would build 4,000,000 elements/],
+      ["ones(2000, 1) .* ones(1, 2000)", /^dotMultiply\(<2000×1>, <1×2000>\) would build 4,000,000 elements/],
+    ];
+    for (const [expr, message] of cases) expect(refused(expr), expr).toMatch(message);
+  });
+
+  it("refuses arguments and results past the limit however they were put together", () => {
+    const A = Array.from({ length: 1000 }, () => Array.from({ length: 1000 }, () => 1));
+    expect(refused("size([A, A])", { A })).toMatch(/^size was given an array of more than 1,000,000 elements/);
+    expect(refused("[A, A]", { A })).toMatch(/^the result has more than 1,000,000 elements/);
+  });
+
+  it("allows everything up to the limit, with mathjs's own meaning (1-based, inclusive ranges) intact", () => {
+    expect(evaluateExpression("sum(ones(1000, 1000))", {})).toBe(1_000_000);
+    expect(evaluateExpression("size(1:1000000)", {})).toEqual([1_000_000]);
+    const X = [
+      [1, 2],
+      [3, 4],
+    ];
+    expect(evaluateExpression("X[1:2, 1]", { X })).toEqual([1, 3]);
+    expect(evaluateExpression("concat(X, X, 1)", { X })).toEqual([...X, ...X]);
+    expect(evaluateExpression("sum(X, 1)", { X })).toEqual([4, 6]);
+    expect(evaluateExpression("reshape(1:6, [2, 3])", {})).toEqual([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
+    expect(evaluateExpression("det(X * X)", { X })).toBeCloseTo(4);
+    expect(evaluateExpression("size(diag(1:1000))", {})).toEqual([1000, 1000]);
+  });
+});
+
 describe("checkExpression", () => {
+  it("reports an allocation bomb as the reason the expression cannot be evaluated", () => {
+    const bomb = paramsSpecSchema.parse({ n: { choices: [50_000] } });
+    expect(checkExpression("sum(zeros(n, n))", bomb)).toBe(
+      "cannot be evaluated: zeros(50000, 50000) would build 2,500,000,000 elements; an expression may build at most 1,000,000",
+    );
+  });
+
   it("accepts a good expression and explains a bad one", () => {
     expect(checkExpression("a + 1", spec)).toBeUndefined();
     expect(checkExpression("a +", spec)).toMatch(/parse.*character 4/);
