@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { textGrader } from "../../graders/text.ts";
 import { configErrors, grade } from "./helpers.ts";
@@ -289,5 +290,51 @@ describe("text grader: config", () => {
     expect(
       textGrader.selfCheck!({ ...cfg, exampleTolerance: 2, examples: cfg.examples.slice(0, 2) }, { points: 3, privateData: new Map() }),
     ).toEqual([]);
+  });
+});
+
+describe("text grader: hostile answers", () => {
+  it("any text grades or is rejected with a reason, never throws, and stays within the points", () => {
+    const words = fc.constantFrom(
+      "not",
+      "no",
+      "none",
+      "mode",
+      "collapse",
+      "D",
+      "G",
+      ",",
+      ";",
+      ".",
+      "\n",
+      "but",
+      "which",
+      "unlike",
+      "is",
+      "-",
+      "too",
+      "strong",
+      "isn't",
+    );
+    const text = fc.oneof(
+      fc.string({ maxLength: 300 }),
+      fc.array(words, { maxLength: 80 }).map((w) => w.join(" ")),
+    );
+    const cfg = textGrader.configSchema.parse({
+      ...gan,
+      misconceptions: [{ id: "m", description: "m", accept: ["strong collapse"], penalty: 1 }],
+    });
+    fc.assert(
+      fc.property(text, (t) => {
+        const r = textGrader.grade({ config: cfg, privateData: new Map(), answer: { text: t }, seed: "s", points: 5 }) as {
+          score: number;
+          status: string;
+        };
+        expect(["graded", "rejected"]).toContain(r.status);
+        expect(r.score).toBeGreaterThanOrEqual(0);
+        expect(r.score).toBeLessThanOrEqual(5);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
