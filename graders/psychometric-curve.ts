@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { fixed } from "./format.ts";
 import { sampleParams } from "./params.ts";
 import { psychometric, stimulusLevels, type PsychometricParams } from "./psychometric.ts";
 import { graded, prepare, rejected, test } from "./result.ts";
@@ -64,7 +65,7 @@ export const psychometricCurveConfigSchema = z
           if (Math.max(low, high) > c.tolerance / 2) {
             return issue(
               ["levels"],
-              `do not reach the asymptotes for α = ${a}, β = ${b}, λ = ${l} (ψ is ${low.toFixed(3)} above γ at the lowest level and ${high.toFixed(3)} below 1 − λ at the highest; allowed: tolerance / 2)`,
+              `do not reach the asymptotes for α = ${a}, β = ${b}, λ = ${l} (ψ is ${fixed(low)} above γ at the lowest level and ${fixed(high)} below 1 − λ at the highest; allowed: tolerance / 2)`,
             );
           }
         }
@@ -99,8 +100,6 @@ function quantile(config: PsychometricCurveConfig, p: PsychometricParams, share:
   }
   return (lo + hi) / 2;
 }
-
-const f3 = (x: number): string => String(Number(x.toFixed(3)));
 
 export const psychometricCurveGrader: Grader<PsychometricCurveConfig, PsychometricCurveAnswer> = {
   type: "psychometric-curve",
@@ -153,17 +152,21 @@ export const psychometricCurveGrader: Grader<PsychometricCurveConfig, Psychometr
         ? check(
             "Monotone",
             false,
-            `ψ falls between x = ${xs[drop]} and x = ${xs[drop + 1]} (from ${f3(psi[drop]!)} to ${f3(psi[drop + 1]!)}): a psychometric function never decreases as the stimulus gets stronger.`,
+            `ψ falls between x = ${xs[drop]} and x = ${xs[drop + 1]} (from ${fixed(psi[drop]!)} to ${fixed(psi[drop + 1]!)}): a psychometric function never decreases as the stimulus gets stronger.`,
           )
         : rise < (ref[n]! - ref[0]!) / 2
-          ? check("Monotone", false, `ψ rises only ${f3(rise)} over the levels: the function should climb from the guess rate to near 1.`)
-          : check("Monotone", true, `ψ never decreases and rises by ${f3(rise)} over the levels.`);
+          ? check(
+              "Monotone",
+              false,
+              `ψ rises only ${fixed(rise)} over the levels: the function should climb from the guess rate to near 1.`,
+            )
+          : check("Monotone", true, `ψ never decreases and rises by ${fixed(rise)} over the levels.`);
 
     const lowOk = Math.abs(psi[0]! - ref[0]!) <= tol;
     const lower = check(
       "Lower asymptote",
       lowOk,
-      `ψ(${xs[0]}) = ${f3(psi[0]!)}; ` +
+      `ψ(${xs[0]}) = ${fixed(psi[0]!)}; ` +
         (lowOk
           ? `it levels off at the guess rate γ = ${g}.`
           : `for weak stimuli a forced-choice observer still guesses right with probability γ = ${g}, so ψ should level off there (within ${tol}).`),
@@ -173,10 +176,10 @@ export const psychometricCurveGrader: Grader<PsychometricCurveConfig, Psychometr
     const upper = check(
       "Upper asymptote",
       highOk,
-      `ψ(${xs[n]}) = ${f3(psi[n]!)}; ` +
+      `ψ(${xs[n]}) = ${fixed(psi[n]!)}; ` +
         (highOk
-          ? `it levels off at 1 − λ = ${f3(top)}.`
-          : `for strong stimuli lapses still cost a share λ = ${p.lambda} of the trials, so ψ should level off at 1 − λ = ${f3(top)} (within ${tol}).`),
+          ? `it levels off at 1 − λ = ${fixed(top)}.`
+          : `for strong stimuli lapses still cost a share λ = ${p.lambda} of the trials, so ψ should level off at 1 − λ = ${fixed(top)} (within ${tol}).`),
     );
 
     const atAlpha = interpolate(xs, psi, p.alpha);
@@ -186,8 +189,8 @@ export const psychometricCurveGrader: Grader<PsychometricCurveConfig, Psychometr
     const threshold = check(
       "Threshold",
       thresholdOk,
-      `At the threshold α = ${p.alpha} your curve is at ${f3(atAlpha)}; ` +
-        (thresholdOk ? `that is ${where}.` : `it should be ${where}, ${f3(wantAlpha)} (within ${tol}).`),
+      `At the threshold α = ${p.alpha} your curve is at ${fixed(atAlpha)}; ` +
+        (thresholdOk ? `that is ${where}.` : `it should be ${where}, ${fixed(wantAlpha)} (within ${tol}).`),
     );
 
     // The slope over the middle half of the rise, read the same way (linear between levels) on
@@ -202,12 +205,12 @@ export const psychometricCurveGrader: Grader<PsychometricCurveConfig, Psychometr
     const slope = check(
       "Slope",
       slopeOk,
-      `Between x = ${f3(x25)} and x = ${f3(x75)} your curve rises ${f3(yours)} per unit of x; ` +
+      `Between x = ${fixed(x25)} and x = ${fixed(x75)} your curve rises ${fixed(yours)} per unit of x; ` +
         (slopeOk
           ? `the right steepness for β = ${p.beta}.`
           : yours <= 0
-            ? `it should rise there, ${f3(want)} per unit for β = ${p.beta}.`
-            : `it should rise ${f3(want)} per unit for β = ${p.beta} (within a factor ${config.slopeFactor}); yours is ${ratio < 1 ? "too shallow" : "too steep"}.`),
+            ? `it should rise there, ${fixed(want)} per unit for β = ${p.beta}.`
+            : `it should rise ${fixed(want)} per unit for β = ${p.beta} (within a factor ${config.slopeFactor}); yours is ${ratio < 1 ? "too shallow" : "too steep"}.`),
     );
 
     const tests = [monotone, lower, upper, threshold, slope];

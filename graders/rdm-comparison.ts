@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { fixed } from "./format.ts";
 import { rng } from "./random.ts";
 import { graded, prepare, rejected, test } from "./result.ts";
 import type { Grader, Params } from "./types.ts";
@@ -114,8 +115,6 @@ export function drawRdms(config: RdmComparisonConfig, seed: string): { A: number
   return last ?? { A: square(values.slice(0, pairs)), B: square(values.slice(1, pairs + 1)) };
 }
 
-const f4 = (x: number) => x.toFixed(4);
-
 export const rdmComparisonGrader: Grader<RdmComparisonConfig, RdmComparisonAnswer> = {
   type: "rdm-comparison",
   version: "1.0.0",
@@ -143,12 +142,12 @@ export const rdmComparisonGrader: Grader<RdmComparisonConfig, RdmComparisonAnswe
     const error = Math.abs(answer.value - expected);
     let message: string;
     if (error <= config.atol)
-      message = `Correct: ${f4(answer.value)} is within ${config.atol} of the Spearman correlation of the upper triangles.`;
+      message = `Correct: ${fixed(answer.value, 4)} is within ${config.atol} of the Spearman correlation of the upper triangles.`;
     else {
       const nearest = [...mistakes].sort((a, b) => Math.abs(answer.value - a.value) - Math.abs(answer.value - b.value))[0]!;
       const near = Math.abs(answer.value - nearest.value) <= config.atol ? nearest : undefined;
       message = near
-        ? `Not the value asked for: ${f4(answer.value)} is ${near.says}.`
+        ? `Not the value asked for: ${fixed(answer.value, 4)} is ${near.says}.`
         : `Not within ${config.atol} of the comparison asked for.`;
     }
     const score = error <= config.atol ? points : 0;
