@@ -14,7 +14,7 @@ import {
 } from "fastify-type-provider-zod";
 import type { Config } from "./config.ts";
 import type { Db } from "./db.ts";
-import { installErrorHandling } from "./error-handler.ts";
+import { frameworkErrors, installErrorHandling } from "./error-handler.ts";
 import { AppError, UnauthorizedError } from "./errors.ts";
 import type { GradingQueue } from "./grading/queue.ts";
 import { WindowCounter } from "./lib/window-counter.ts";
@@ -68,6 +68,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     logger: config.LOG_LEVEL === "silent" ? false : { level: config.LOG_LEVEL },
     bodyLimit: config.BODY_LIMIT_BYTES,
     trustProxy: trustedProxies(config.TRUST_PROXY),
+    frameworkErrors,
     ajv: { customOptions: { removeAdditional: false } },
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);

@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance } from "fastify";
+import type { FastifyError, FastifyInstance, FastifyReply } from "fastify";
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from "fastify-type-provider-zod";
 import { AppError } from "./errors.ts";
 import { isDatabaseUnavailable } from "./lib/prisma-errors.ts";
@@ -28,6 +28,17 @@ const send = (status: number, code: string, message: string, details?: unknown) 
   body: { error: { code, message, ...(details === undefined ? {} : { details }) } },
 });
 
+const MULTIPART_ERRORS =
+  /^(Unexpected end of (multipart data|form)|Multipart: Boundary not found|Malformed part header|(Part|Preamble) terminated early)/;
+
+/** Postgres refuses text with NUL bytes (22021): the client sent it, so it is a 400, wherever it reached. */
+function isUnstorableText(err: unknown): boolean {
+  const cause = ((err as { meta?: { driverAdapterError?: { cause?: { code?: string } } } })?.meta?.driverAdapterError?.cause ?? {}) as {
+    code?: string;
+  };
+  return cause.code === "22021" || /invalid byte sequence for encoding "UTF8": 0x00/.test(String((err as Error)?.message));
+}
+
 function isDependencyDown(err: unknown): string | null {
   if (isDatabaseUnavailable(err)) return "postgres";
   const msg = String((err as Error)?.message ?? "");
@@ -49,11 +60,26 @@ function classify(err: FastifyError) {
   const known = err.code ? FRAMEWORK_ERRORS[err.code] : undefined;
   if (known) return send(...known);
   if (err.statusCode === 429) return send(429, "RATE_LIMITED", err.message);
+  // The multipart parser (busboy) throws plain Errors for bodies that end early or lack their boundary.
+  if (MULTIPART_ERRORS.test(err.message ?? "") && !err.code)
+    return send(400, "MALFORMED_MULTIPART", `The multipart/form-data body is malformed: ${err.message}.`);
+  if (isUnstorableText(err)) return send(400, "INVALID_TEXT", "Text fields and ids may not contain NUL (\\u0000) characters.");
   const dependency = isDependencyDown(err);
   if (dependency) return send(503, "DEPENDENCY_UNAVAILABLE", `${dependency} is unreachable; try again shortly.`, { dependency });
   if (isResponseSerializationError(err)) return send(500, "INTERNAL", "The server built an invalid response.");
   if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return send(err.statusCode, "BAD_REQUEST", err.message);
   return send(500, "INTERNAL", "Internal server error; it has been logged.");
+}
+
+/** Errors the router raises before any route (and so before the error handler), in the same shape. */
+export function frameworkErrors(err: FastifyError, _req: unknown, reply: FastifyReply) {
+  const [status, code, message] =
+    err.code === "FST_ERR_MAX_PARAM_LENGTH"
+      ? [414, "URL_TOO_LONG", "A path parameter is longer than this server accepts (100 characters)."]
+      : err.code === "FST_ERR_BAD_URL"
+        ? [400, "BAD_URL", "The URL is not valid (check its percent-encoding)."]
+        : [400, "BAD_REQUEST", err.message];
+  return reply.status(status).send({ error: { code, message } });
 }
 
 /** The one place where errors become HTTP: `{ error: { code, message, details? } }`, no stack traces. */

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { BadRequestError, PayloadTooLargeError } from "../errors.ts";
-import { authErrors, errorBody, submissionBody, uuid } from "./schemas.ts";
+import { authErrors, errorBody, slug, submissionBody, uuid } from "./schemas.ts";
 
 /**
  * Reads the `model` file under `maxBytes`: the multipart parser stops at the limit and, the moment it
@@ -49,7 +49,7 @@ export const submissionRoutes: FastifyPluginAsyncZod = async (app) => {
           "(authorised and held to the problem's byte limit before it is read, 413 past it; then checked before it is stored: ONNX parse, " +
           "signature and budget from `answerFormat`; 422 `MODEL_REJECTED` with `details.reason`). " +
           "With `Idempotency-Key`, a retried request returns the first submission instead of a new attempt.",
-        params: z.object({ assignmentId: uuid, problemSlug: z.string().max(100) }),
+        params: z.object({ assignmentId: uuid, problemSlug: slug }),
         headers: z.object({ "idempotency-key": z.string().min(1).max(200).optional() }),
         body: z.strictObject({ answer: z.unknown() }),
         response: {
@@ -104,7 +104,7 @@ export const submissionRoutes: FastifyPluginAsyncZod = async (app) => {
         tags: ["submissions"],
         summary: "Submissions to an assignment: staff see all (filters userId, problem), students their own",
         params: z.object({ assignmentId: uuid }),
-        querystring: z.strictObject({ userId: uuid.optional(), problem: z.string().max(100).optional() }),
+        querystring: z.strictObject({ userId: uuid.optional(), problem: slug.optional() }),
         response: { 200: z.array(submissionBody), ...authErrors },
       },
     },
