@@ -225,11 +225,11 @@ describe("hostile tarballs", () => {
   it("stops at too many entries or too many bytes", async () => {
     const many = Array.from({ length: 30 }, (_, i) => ({ path: `tiny/first/f${i}.txt`, body: "x" }));
     await refused(tgz([...ok, ...many]), /more than 20 entries/, { maxEntries: 20 });
-    await refused(tgz([...ok, { path: "tiny/first/big.bin", body: Buffer.alloc(5000) }]), /over the limit of 4096 bytes per file/, {
+    await refused(tgz([...ok, { path: "tiny/first/big.bin", body: Buffer.alloc(5000) }]), /over the limit of 4\.0 KiB per file/, {
       maxFileBytes: 4096,
     });
     const some = Array.from({ length: 4 }, (_, i) => ({ path: `tiny/first/f${i}.bin`, body: Buffer.alloc(3000) }));
-    await refused(tgz([...ok, ...some]), /add up to more than 10000 bytes/, { maxTotalBytes: 10_000 });
+    await refused(tgz([...ok, ...some]), /add up to more than 9\.8 KiB/, { maxTotalBytes: 10_000 });
   });
 
   it("stops a decompression bomb, and never inflates what follows the end of the archive", async () => {

@@ -1,12 +1,12 @@
 import { createGunzip } from "node:zlib";
 import { Parser, type ReadEntry } from "tar";
+import { size } from "../grading/onnx/preflight-graph.ts";
 import { isJunk, isSolutionFile } from "./files.ts";
 import { defaultTarLimits, type BundleError, type BundleFiles, type TarLimits } from "./types.ts";
 
 export type TarResult = { ok: true; bundle: BundleFiles } | { ok: false; errors: BundleError[] };
 
 const MiB = 1024 * 1024;
-const fmt = (n: number) => (n >= MiB ? `${(n / MiB).toFixed(1)} MiB` : `${n} bytes`);
 const FILE_TYPES = new Set(["File", "OldFile", "ContiguousFile"]);
 /** Enough to show what is wrong with an archive without echoing thousands of lines. */
 const MAX_ERRORS = 50;
@@ -71,11 +71,11 @@ export function readTarGz(buffer: Uint8Array, limits: Partial<TarLimits> = {}): 
         return entry.resume();
       }
       if (entry.size > lim.maxFileBytes) {
-        return stop(raw, `file is ${fmt(entry.size)}, over the limit of ${fmt(lim.maxFileBytes)} per file`);
+        return stop(raw, `file is ${size(entry.size)}, over the limit of ${size(lim.maxFileBytes)} per file`);
       }
       fileBytes += entry.size;
       if (fileBytes > lim.maxTotalBytes) {
-        return stop(raw, `files add up to more than ${fmt(lim.maxTotalBytes)} uncompressed`);
+        return stop(raw, `files add up to more than ${size(lim.maxTotalBytes)} uncompressed`);
       }
       const chunks: Buffer[] = [];
       entry.on("data", (c: Buffer) => chunks.push(c));
@@ -103,7 +103,7 @@ export function readTarGz(buffer: Uint8Array, limits: Partial<TarLimits> = {}): 
     gunzip.on("data", (chunk: Buffer) => {
       if (done) return;
       streamBytes += chunk.length;
-      if (streamBytes > maxStream) return stop("", `archive expands to more than ${fmt(maxStream)}; refusing to unpack it`);
+      if (streamBytes > maxStream) return stop("", `archive expands to more than ${size(maxStream)}; refusing to unpack it`);
       parser.write(chunk);
     });
     gunzip.on("end", () => {
