@@ -297,7 +297,8 @@ function referenceImages(bytes: Uint8Array | undefined, c: GeneratorConfig): Flo
     return `The problem's memorisation images have shape [${t.dims.join(", ")}]; expected [M, ${c.output.shape.join(", ")}].`;
   if (t.dims[0]! * pixels * c.samples > MAX_MEMORISATION_WORK)
     return `The problem's memorisation check would compare ${c.samples} samples with ${t.dims[0]} images; at most ${MAX_MEMORISATION_WORK} pixel comparisons.`;
-  return toFloat64(t);
+  const values = toFloat64(t);
+  return t.dtype === "uint8" ? values.map((v) => v / 255) : values;
 }
 
 /** A row that says whether samples were copies; it carries no points of its own (the parts are scaled). */

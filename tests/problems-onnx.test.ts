@@ -153,7 +153,8 @@ describe("the review's evaluation data", () => {
   };
   const images = (slug: string, file: string) => {
     const t = readNpy(byslug(slug).problem.assets.get(file)!);
-    return { data: toFloat64(t), count: t.dims[0]!, pixels: t.data.length / t.dims[0]! };
+    const data = t.dtype === "uint8" ? toFloat64(t).map((v) => v / 255) : toFloat64(t); // the generators' images are bytes
+    return { data, count: t.dims[0]!, pixels: t.data.length / t.dims[0]! };
   };
 
   it("ssl-linear-eval: evaluates on digits no student has (none within 0.05 RMS of load_digits)", () => {

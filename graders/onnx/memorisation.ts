@@ -9,7 +9,7 @@ import { z } from "zod";
  * happens to land near a real image now and then keeps full marks).
  */
 export const memorisationSchema = z.strictObject({
-  /** Private .npy [M, ...image shape]: the reference images (float32 or float64, pixels in [0, 1]). */
+  /** Private .npy [M, ...image shape]: the reference images, float32/float64 in [0, 1] or uint8 0–255 (read as value / 255). */
   images: z.string().min(1),
   /** RMS pixel distance below which a sample is a copy; real 8×8 digits are that close to another only by chance. */
   minDistance: z.number().positive().max(1),

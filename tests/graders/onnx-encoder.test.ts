@@ -123,7 +123,7 @@ describe("onnx-encoder-objective grading", () => {
     const shape = await grade("sparse-encoder", "bad_shape.onnx");
     expect(shape).toMatchObject({ status: "rejected", score: 0 });
     expect(shape.feedback.summary).toBe(
-      "Your model could not be evaluated (MODEL_BAD_OUTPUT): Output 'h' has shape [32, 16]; expected [32, 32].",
+      "Your model could not be evaluated (MODEL_BAD_OUTPUT): Output 'h' has shape [N, 16]; expected [N, 32].",
     );
     const name = await grade("sparse-encoder", "ista50.onnx", { config: { input: "signals" } });
     expect(name.feedback.summary).toMatch(/^The model's inputs are 'x', 'D'; this problem feeds exactly 'signals', 'D'\./);

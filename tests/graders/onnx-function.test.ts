@@ -157,10 +157,10 @@ describe("onnx-function grading", () => {
     const shape = await grade("gram-matrix", "function/gram_not_transposed.onnx");
     expect(shape).toMatchObject({ status: "rejected" });
     expect(shape.feedback.summary).toBe(
-      "Your model could not be evaluated (MODEL_BAD_OUTPUT): Output 'g' has shape [6, 6]; expected [5, 5].",
+      "Your model could not be evaluated (MODEL_BAD_OUTPUT): Output 'g' has shape [6, 6]; expected [N, N].",
     );
     const nhwc = await grade("average-colour", "function/average_colour_nhwc.onnx");
-    expect(nhwc.feedback.summary).toMatch(/Output 'y' has shape \[4, 8\]; expected \[4, 3\]/);
+    expect(nhwc.feedback.summary).toMatch(/Output 'y' has shape \[N, 8\]; expected \[N, 3\]/);
     expect(name.provenance).toMatchObject({ executionProvider: "cpu", inputSeed: "student-1" });
   });
 
