@@ -148,6 +148,36 @@ function describeArg(a: unknown): string {
   return `<${shapeAlong(a).join("×")}>`;
 }
 
+/**
+ * The most arithmetic one evaluation may do, counted before each call: elements in and out for most
+ * functions, m·k·n for a matrix product, n³ (times a constant) for det, inv, pinv, a matrix power or a
+ * 2-norm. An expression is re-evaluated wherever its problem is read (e.g. config checks on the API),
+ * so each evaluation must stay in the milliseconds; 10⁷ is about 0.1–0.5 s of mathjs here.
+ */
+export const MAX_WORK = 10_000_000;
+let work = 0;
+
+const CUBIC: Record<string, number> = { det: 1, inv: 3, pinv: 10 };
+
+function workOf(name: string, args: unknown[], result: number): number {
+  const square = shapeAlong(args[0]);
+  const n3 = square.length === 2 ? square[0]! * square[1]! * Math.max(square[0]!, square[1]!) : 0;
+  if (Object.hasOwn(CUBIC, name) && n3 > 0) return CUBIC[name]! * n3;
+  if (name === "pow" && n3 > 0 && typeof args[1] === "number") return 2 * Math.ceil(Math.log2(Math.abs(args[1]) + 2)) * n3;
+  if (name === "norm" && n3 > 0 && args[1] === 2) return 30 * n3;
+  if (name === "multiply") {
+    let total = 0;
+    let shape = shapeAlong(args[0]);
+    for (const b of args.slice(1)) {
+      const sb = shapeAlong(b);
+      total += shape.length && sb.length ? product(shape) * product(sb.slice(1)) : product(shape) * product(sb);
+      shape = shape.length === 0 ? sb : sb.length === 0 ? shape : [...shape.slice(0, -1), ...sb.slice(1)];
+    }
+    return total;
+  }
+  return args.reduce<number>((sum, a) => sum + countElements(a), result);
+}
+
 function checkSizes(name: string, args: unknown[]): void {
   for (const a of args) {
     if (typeof a === "number") continue;
@@ -158,10 +188,15 @@ function checkSizes(name: string, args: unknown[]): void {
       );
   }
   const n = (resultSize[name] ?? broadcastSize)(args);
-  if (n > MAX_ELEMENTS) {
-    const call = `${name}(${args.map(describeArg).join(", ")})`;
-    throw new ExpressionTooLarge(`${call} would build ${grouped(n)} elements; an expression may build at most ${grouped(MAX_ELEMENTS)}`);
-  }
+  const call = () => `${name}(${args.map(describeArg).join(", ")})`;
+  if (n > MAX_ELEMENTS)
+    throw new ExpressionTooLarge(`${call()} would build ${grouped(n)} elements; an expression may build at most ${grouped(MAX_ELEMENTS)}`);
+  const cost = workOf(name, args, n);
+  work += cost;
+  if (work > MAX_WORK)
+    throw new ExpressionTooLarge(
+      `${call()} would take about ${grouped(cost)} operations, past the ${grouped(MAX_WORK)} an expression may take in all`,
+    );
 }
 
 // Every function and operator an expression can reach checks the sizes first. Everything they use
@@ -310,6 +345,7 @@ export function compileExpression(src: string, options: CompileOptions): Compile
   return {
     ok: true,
     evaluate: (scope) => {
+      work = 0;
       const value: unknown = code.evaluate(new Map(scope));
       // A matrix literal of large parameters, e.g. [A, A, ..., A], is built by reference and reaches no function.
       if (countElements(value) > MAX_ELEMENTS)

@@ -118,6 +118,22 @@ export function checkExpression(
   spec: ParamsSpec | undefined,
   options: { scalar?: boolean; finite?: boolean; variables?: Record<string, number> } = {},
 ): string | undefined {
+  // Config schemas run this check, and stored configs are parsed wherever a problem is read (the
+  // API's statements, the worker's cache): the same expression is evaluated once per process.
+  const key = JSON.stringify([expr, spec ?? null, options]);
+  if (checked.has(key)) return checked.get(key);
+  const problem = checkOnce(expr, spec, options);
+  if (checked.size >= 1000) checked.delete(checked.keys().next().value!);
+  checked.set(key, problem);
+  return problem;
+}
+const checked = new Map<string, string | undefined>();
+
+function checkOnce(
+  expr: string,
+  spec: ParamsSpec | undefined,
+  options: { scalar?: boolean; finite?: boolean; variables?: Record<string, number> },
+): string | undefined {
   const scope = { ...sampleParams(spec, "config-check"), ...options.variables };
   const compiled = compileExpression(expr, { symbols: Object.keys(scope), matrix: true });
   if (!compiled.ok) return compiled.message;

@@ -58,6 +58,7 @@ const aliasBomb = () => {
 };
 
 const fresh = numeric("1");
+const MANY = Array.from({ length: 400 }, (_, i) => i);
 const CASES: [name: string, bundle: () => Buffer, file: string, path: string, reason: RegExp][] = [
   [
     "a path that climbs out",
@@ -104,24 +105,36 @@ const CASES: [name: string, bundle: () => Buffer, file: string, path: string, re
     /multiply\(<1000×1>, <1×2000>\) would build 2,000,000 elements/,
   ],
   [
-    // Each matrix is within the limit, and the literal holds a hundred of them: the thread's heap cap stops it.
-    "many matrices within the limit that together exhaust memory",
-    () => setWith(numeric(`sum([${Array(100).fill("ones(1000, 1000)").join(", ")}])`)),
+    "a matrix product too expensive to evaluate",
+    () => setWith(numeric("sum(ones(1000, 1000) * ones(1000, 1000))")),
+    "q/problem.yaml",
+    "grader.answer",
+    /multiply\(<1000×1000>, <1000×1000>\) would take about 1,000,000,000 operations, past the 10,000,000 an expression may take in all/,
+  ],
+  [
+    // Within every file limit; parsing it takes more memory than the thread may have.
+    "a YAML file whose parse outgrows the thread's heap",
+    () => setWith(`${numeric("1")}x: [${"1,".repeat(8_000_000)}1]\n`),
     "",
     "",
     /checking the bundle needed more than the 128 MiB a grading thread may use/,
   ],
   [
-    "an expression too slow to check (a 1000×1000 matrix product)",
-    () => setWith(numeric("sum(ones(1000, 1000) * ones(1000, 1000))")),
+    // Each expression is within the limits; four hundred of them together are not within the budget.
+    "a bundle whose checks together take longer than the budget",
+    () =>
+      tgz([
+        { path: "evil/set.yaml", body: `slug: evil\ntitle: Evil\nproblems: [${MANY.map((i) => `p${i}`).join(", ")}]\n` },
+        ...MANY.map((i) => ({ path: `evil/p${i}/problem.yaml`, body: numeric(`det(ones(210, 210) + identity(210)) + ${i}`) })),
+      ]),
     "",
     "",
-    /checking the bundle took longer than 6 s/,
+    /checking the bundle took longer than 10 s/,
   ],
 ];
 
 beforeAll(async () => {
-  h = await createHarness("hostile_bundles", { GRADER_TIMEOUT_S: "6", GRADER_THREAD_MEMORY_MB: "128", GRADER_THREADS: "2" });
+  h = await createHarness("hostile_bundles", { GRADER_TIMEOUT_S: "10", GRADER_THREAD_MEMORY_MB: "128", GRADER_THREADS: "2" });
   // As main.ts does: the API's bundle checks run in the process's grader threads, sized by this config.
   configureThreads(h.config);
   w = await createWorld(h, { students: 0 });
@@ -152,6 +165,7 @@ describe("hostile bundles through POST /v1/problem-sets", () => {
       expect(await h.db.problemSet.count()).toBe(sets);
       expect((await h.call("GET", "/v1/problem-sets", { token: w.instructor.token })).statusCode).toBe(200);
     },
+    60_000,
   );
 
   it("an honest bundle is still accepted after all of them", async () => {
