@@ -50,7 +50,7 @@ export async function runChecked(
     if (!ok)
       throw new ModelFault(
         "MODEL_BAD_OUTPUT",
-        `Output '${spec.name}' has shape [${t.dims.map((d) => namedDim(d, free)).join(", ")}]; expected [${spec.shape.join(", ")}].`,
+        `Output '${spec.name}' has shape [${studentDims(t.dims, spec.shape, free)}]; expected [${spec.shape.join(", ")}].`,
         `Output '${spec.name}' has shape [${t.dims.join(", ")}]; expected [${want.map((d, i) => (d === -1 ? spec.shape[i] : d)).join(", ")}].`,
       );
     const data = t.data;
@@ -62,10 +62,12 @@ export async function runChecked(
   return result;
 }
 
-/** A dim of an output as a student may see it: a free dim's size (how many private samples) by its name. */
-function namedDim(d: number, free: Record<string, number>): string {
-  const name = Object.entries(free).find(([, size]) => size === d)?.[0];
-  return name ?? String(d);
+/**
+ * An output's dims as a student may see them: where the problem has a free dim (the batch: how many private
+ * samples there are) and the output matches it, its name, not its size.
+ */
+function studentDims(dims: readonly number[], shape: readonly (string | number)[], free: Record<string, number>): string {
+  return dims.map((d, i) => (typeof shape[i] === "string" && free[shape[i]] === d ? shape[i] : String(d))).join(", ");
 }
 
 /**
