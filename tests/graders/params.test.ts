@@ -7,7 +7,7 @@ import {
   renderStatement,
   sampleParams,
 } from "../../graders/params.ts";
-import { ExpressionTooLarge, MAX_ELEMENTS } from "../../graders/math.ts";
+import { ExpressionTooLarge, MAX_ELEMENTS, MAX_WORK } from "../../graders/math.ts";
 
 const spec = paramsSpecSchema.parse({
   a: { min: 1, max: 9, step: 1 },
@@ -155,6 +155,21 @@ describe("element limits (what an expression may build)", () => {
       ["ones(2000, 1) .* ones(1, 2000)", /^dotMultiply\(<2000×1>, <1×2000>\) would build 4,000,000 elements/],
     ];
     for (const [expr, message] of cases) expect(refused(expr), expr).toMatch(message);
+  });
+
+  it("refuses an evaluation past MAX_WORK operations in all, so that re-checking a stored config stays cheap", () => {
+    expect(MAX_WORK).toBe(10_000_000);
+    expect(refused("sum(ones(300, 300) * ones(300, 300))")).toBe(
+      "multiply(<300×300>, <300×300>) would take about 27,000,000 operations, past the 10,000,000 an expression may take in all",
+    );
+    expect(refused("det(ones(300, 300))")).toMatch(/^det\(<300×300>\) would take about 27,000,000 operations/);
+    expect(refused("norm(ones(100, 100), 2)")).toMatch(/^norm\(<100×100>, 2\) would take about 30,000,000 operations/);
+    // Cheap steps add up: five 1000×1000 sums are more than one evaluation may do.
+    expect(refused("sum(ones(1000, 1000) + ones(1000, 1000) + ones(1000, 1000) + ones(1000, 1000) + ones(1000, 1000))")).toMatch(
+      /past the 10,000,000 an expression may take in all/,
+    );
+    // The count starts again with every evaluation.
+    for (let i = 0; i < 5; i++) expect(evaluateExpression("sum(ones(200, 200) * ones(200, 200))", {})).toBe(8_000_000);
   });
 
   it("refuses arguments and results past the limit however they were put together", () => {
