@@ -21,9 +21,9 @@ export interface Reading {
 
 /**
  * Reads the answer once and decides every idea: asserted (best hit by confidence), denied, or
- * unclear. A later "none of these…" clause that names no idea of its own may deny everything
- * before it, so what it follows becomes unclear (earns nothing, flagged); a negated clause about
- * "it"/"this" lowers the confidence of what precedes it.
+ * unclear. A later clause that names no idea of its own but may deny earlier ones ("none of
+ * these…", "…, as we saw, doesn't matter") makes what it follows unclear (earns nothing,
+ * flagged); a negated clause about "it"/"this" lowers the confidence of what precedes it.
  */
 export function read(raw: string, ideas: { accept: string[] }[], synonyms: Synonym[]): Reading {
   const clauses = analyse(raw).map((c) => applySynonyms(c, synonyms));
@@ -35,7 +35,7 @@ export function read(raw: string, ideas: { accept: string[] }[], synonyms: Synon
     const quote = snippet(raw, clause);
     outcomes.forEach((o, k) => {
       if (o.kind !== "found" || o.hit.clause >= ci) return;
-      if (clause.quantifierNegation) {
+      if (clause.deniesBack === "answer" || (clause.deniesBack === "sentence" && clauses[o.hit.clause]!.sentence === clause.sentence)) {
         outcomes[k] = { kind: "unclear", hit: o.hit, reason: `a later clause ("${quote}") may deny it` };
       } else if (clause.anaphoricNegation && clauses[o.hit.clause]!.sentence >= clause.sentence - 1) {
         outcomes[k] = { ...o, confidence: Math.min(o.confidence, 0.4), why: `${o.why}; the next clause ("${quote}") may deny it` };

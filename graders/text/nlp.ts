@@ -35,8 +35,11 @@ export interface Clause {
   end: number;
   /** The clause or its sentence has a verb: a sentence, not a bare list of terms. */
   hasVerb: boolean;
-  /** "none of these…", "neither…": a negation that may point back at earlier clauses. */
-  quantifierNegation: boolean;
+  /**
+   * A negation that may deny earlier clauses: "none of these…" anything before it in the answer;
+   * a negated verb whose subject a parenthetical cut off ("X, as we saw, doesn't matter") its sentence.
+   */
+  deniesBack?: "answer" | "sentence";
   /** "this is not…", "they don't…": a negated clause whose subject is a pronoun. */
   anaphoricNegation: boolean;
   /** Why the clause's polarity is a guess; what it asserts then earns nothing and goes to review. */
@@ -71,6 +74,8 @@ const CLAUSE_WORDS = new Set([
   "and", "or", "but", "because", "since", "when", "whenever", "while", "whereas", "although", "though",
   "if", "unless", "so", "which", "where", "then", "otherwise", "hence", "thus", "therefore",
 ]); // prettier-ignore
+/** After "and"/"or", what starts a new clause rather than another noun of a list. */
+const CLAUSE_STARTS = new Set(["DET", "PRON", "VERB", "AUX", "ADV", "PART", "SCONJ"]);
 /** Words after which the segment is about what is contrasted away ("unlike VAEs", "instead of NMS"). */
 const CONTRAST = [["unlike"], ["instead", "of"], ["rather", "than"], ["as", "opposed", "to"], ["in", "contrast", "to"], ["not", "like"]];
 const BOUNDARY_PUNCT = /^([,;:()[\]{}—–!?.…]|-{1,2}|\n+|\s*\n\s*)$/;
@@ -211,7 +216,10 @@ function segments(tokens: RawToken[]): Segment[] {
       i += cue - 1;
       continue;
     }
-    if (CLAUSE_WORDS.has(t.surface.toLowerCase()) && current.length) close();
+    const word = t.surface.toLowerCase();
+    // "G and D play…", "grid and boxes" join nouns; "and the gradients vanish", "and suffers…" start a clause.
+    const joinsNouns = (word === "and" || word === "or") && !CLAUSE_STARTS.has(tokens[i + 1]?.pos ?? "");
+    if (CLAUSE_WORDS.has(word) && !joinsNouns && current.length) close();
     current.push(t);
   }
   close();
@@ -226,12 +234,14 @@ interface Parts {
   absorbing: boolean;
   /** A relative clause ("…, where D is too strong") after a negated clause: the negation may reach it. */
   afterNegation: boolean;
+  /** A negated verb without a subject of its own and nothing before it to take as one. */
+  orphanNegation?: boolean;
 }
 
 /**
- * Clauses: a segment with a verb, with the verbless segments before it (its subject, e.g. "none
- * of these problems") in its main part and the verbless ones after it (a list: "does not use a
- * grid, boxes or NMS") attached. A main-part negation governs the attached lists; a list's own
+ * Clauses: a segment with a verb, with the verbless segments before it in its main part when they
+ * are its subject ("none of these problems, …, affect GANs") and the verbless ones after it (a
+ * list: "does not use a grid, boxes or NMS") attached. A main-part negation governs the attached lists; a list's own
  * negation ("problems of VAEs, not of GANs") or contrast cue governs only that list, and a list
  * opened by "but" ("not X but Y") is not governed by what precedes it.
  */
@@ -251,11 +261,17 @@ function clausesOf(segs: Segment[]): Parts[] {
       open.main = open.segs.length;
     } else if (seg.hasVerb) {
       const negated = open !== undefined && open.segs.slice(0, open.main).some((s) => s.negations > 0);
+      // "…, doesn't matter" has no subject of its own: the verbless segments before it are its
+      // subject. Otherwise they are list items ("Unstable training, mode collapse, no metric to …").
+      const subjectless = ["AUX", "VERB"].includes(seg.tokens[0]!.pos);
+      if (!subjectless) for (const p of pending) out.push({ segs: [p], main: 1, absorbing: false, afterNegation: false });
+      const lead = subjectless ? pending : [];
       open = {
-        segs: [...pending, seg],
-        main: pending.length + 1,
+        segs: [...lead, seg],
+        main: lead.length + 1,
         absorbing: seg.danglingAux,
         afterNegation: negated && seg.opener === "relative",
+        orphanNegation: subjectless && !lead.length && seg.negations > 0,
       };
       pending = [];
       out.push(open);
@@ -270,7 +286,7 @@ function clausesOf(segs: Segment[]): Parts[] {
 export function analyse(raw: string): Clause[] {
   const tokens = tokenise(raw);
   const sentenceHasVerb = new Set(tokens.filter((t, i) => isVerb(tokens, i)).map((t) => t.sentence));
-  return clausesOf(segments(tokens)).map(({ segs, main: mainCount, afterNegation }) => {
+  return clausesOf(segments(tokens)).map(({ segs, main: mainCount, afterNegation, orphanNegation }) => {
     const verbal = segs.some((s) => s.hasVerb);
     const main = segs.slice(0, mainCount).filter((s) => !s.contrast);
     const negations = verbal ? main.reduce((n, s) => n + s.negations, 0) : 0;
@@ -289,7 +305,11 @@ export function analyse(raw: string): Clause[] {
       start: out[0]!.start,
       end: out.at(-1)!.end,
       hasVerb: verbal || sentenceHasVerb.has(segs[0]!.tokens[0]!.sentence),
-      quantifierNegation: words.some((t) => t.negation && QUANTIFIERS.has(t.surface.toLowerCase())),
+      deniesBack: words.some((t) => t.negation && QUANTIFIERS.has(t.surface.toLowerCase()))
+        ? "answer"
+        : orphanNegation
+          ? "sentence"
+          : undefined,
       // "This is not…" (subject) or "… don't have these problems" (demonstrative): points back.
       anaphoricNegation:
         words.some((t) => t.negation) &&
