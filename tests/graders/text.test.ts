@@ -120,6 +120,18 @@ describe("text grader: negation", () => {
     expect(direct.score).toBe(0);
   });
 
+  it("a list before a negated clause keeps its own polarity; a subject cut off by a parenthetical does not", async () => {
+    expect(await statuses(gan, "Unstable training, mode collapse, no reliable metric to evaluate.")).toEqual([
+      "passed",
+      "failed",
+      "passed",
+      "failed",
+      "failed",
+    ]);
+    const cut = await grade(textGrader, gan, { text: "The initialisation, as we saw in class, doesn't matter." });
+    expect(cut).toMatchObject({ score: 0, needsReview: true });
+  });
+
   it("a double negation earns nothing and goes to review", async () => {
     const r = await grade(textGrader, gan, { text: "It is not true that tuning is not needed." });
     expect(r.score).toBe(0);
