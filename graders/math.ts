@@ -1,4 +1,10 @@
-import { all, create, type MathNode } from "mathjs";
+import { createRequire } from "node:module";
+import type { MathNode } from "mathjs";
+
+// mathjs's CommonJS build: its thousand modules load without passing through ESM loader hooks (tsx's,
+// in grader threads and under `npm start`); a grader thread starts about 40 % sooner (7.4 s → 4.6 s on
+// a loaded 2-core machine).
+const { all, create } = createRequire(import.meta.url)("mathjs") as typeof import("mathjs");
 
 /** A number or a (possibly ragged) nested array of numbers. */
 export type Tensor = number | Tensor[];

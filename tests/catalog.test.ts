@@ -104,7 +104,7 @@ describe("loading a bundle", () => {
     const fromTar = setOf(await loadSetFromTarGz(await readFile(file)));
     const fromDir = setOf(await loadSetFromDirectory(join(PROBLEMS, "dl-midterm-review")));
     expect(fromTar).toEqual(fromDir);
-  });
+  }, 60_000); // the first upload starts a grader thread
 
   it("inlines a statement file and keeps every other file as a private asset", async () => {
     const set = setOf(await loadSetFromTarGz(bundle("tiny", goodSet)));
