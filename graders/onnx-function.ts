@@ -276,7 +276,7 @@ function compare(name: string, dims: number[], got: Float64Array, want: Float64A
 
 export const onnxFunctionGrader: Grader<OnnxFunctionConfig, ModelAnswer> = {
   type: "onnx-function",
-  version: "1.0.0",
+  version: "1.1.0",
   configSchema: onnxFunctionConfigSchema,
   answerSchema: modelAnswerSchema,
   modelSpec,

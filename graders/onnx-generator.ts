@@ -104,7 +104,7 @@ interface Measured {
 
 export const generatorGrader: Grader<GeneratorConfig, ModelAnswer> = {
   type: "onnx-generator",
-  version: "1.0.0",
+  version: "1.1.0",
   configSchema: generatorConfigSchema,
   answerSchema: modelAnswerSchema,
 
