@@ -118,7 +118,7 @@ const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
 
 export const onnxEncoderObjectiveGrader: Grader<OnnxEncoderConfig, ModelAnswer> = {
   type: "onnx-encoder-objective",
-  version: "1.0.0",
+  version: "1.1.0",
   configSchema: onnxEncoderConfigSchema,
   answerSchema: modelAnswerSchema,
   modelSpec,

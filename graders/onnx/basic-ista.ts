@@ -1,3 +1,4 @@
+import { EigenvalueDecomposition, Matrix } from "ml-matrix";
 import type { Rng } from "../random.ts";
 
 /**
@@ -47,33 +48,10 @@ export function sparseSignals(
   return x;
 }
 
-/** DᵀD, k × k. */
-function gramOf(dict: Float64Array, d: number, k: number): Float64Array {
-  const g = new Float64Array(k * k);
-  for (let a = 0; a < k; a++)
-    for (let b = 0; b <= a; b++) {
-      let s = 0;
-      for (let i = 0; i < d; i++) s += dict[i * k + a]! * dict[i * k + b]!;
-      g[a * k + b] = g[b * k + a] = s;
-    }
-  return g;
-}
-
-/** The largest eigenvalue of a symmetric PSD k × k matrix, by power iteration. */
-export function largestEigenvalue(g: Float64Array, k: number, iterations = 1000): number {
-  let v = new Float64Array(k).fill(1 / Math.sqrt(k));
-  let lambda = 0;
-  for (let it = 0; it < iterations; it++) {
-    const w = new Float64Array(k);
-    for (let a = 0; a < k; a++) for (let b = 0; b < k; b++) w[a]! += g[a * k + b]! * v[b]!;
-    // ‖G v‖ with ‖v‖ = 1 converges to the largest eigenvalue of the PSD G (unless v starts orthogonal to its eigenvector).
-    const norm = Math.sqrt(w.reduce((a, b) => a + b * b, 0));
-    if (norm === 0) return 0;
-    v = w.map((x) => x / norm);
-    if (Math.abs(norm - lambda) <= 1e-12 * norm) return norm;
-    lambda = norm;
-  }
-  return lambda;
+/** The largest eigenvalue of a symmetric PSD k × k matrix (row-major). */
+export function largestEigenvalue(g: Float64Array, k: number): number {
+  const { realEigenvalues } = new EigenvalueDecomposition(Matrix.from1DArray(k, k, Array.from(g)), { assumeSymmetric: true });
+  return Math.max(0, ...realEigenvalues);
 }
 
 /** ½‖x − D h‖² + λ‖h‖₁ for each of the n rows of x [n, d] and h [n, k]. */
@@ -100,27 +78,19 @@ export function objectives(x: Float64Array, h: Float64Array, dict: Float64Array,
  */
 export function ista(x: Float64Array, dict: Float64Array, d: number, k: number, lambda: number, iterations: number): Float64Array {
   const n = x.length / d;
-  const g = gramOf(dict, d, k);
-  const lip = largestEigenvalue(g, k);
-  const xd = new Float64Array(n * k); // x D, fixed across iterations
-  for (let s = 0; s < n; s++)
-    for (let j = 0; j < k; j++) {
-      let v = 0;
-      for (let i = 0; i < d; i++) v += x[s * d + i]! * dict[i * k + j]!;
-      xd[s * k + j] = v;
-    }
-  let h = new Float64Array(n * k);
+  const D = Matrix.from1DArray(d, k, Array.from(dict));
+  const g = D.transpose().mmul(D);
+  const lip = largestEigenvalue(Float64Array.from(g.to1DArray()), k);
+  const xd = Matrix.from1DArray(n, d, Array.from(x)).mmul(D); // x D, fixed across iterations
   const t = lambda / lip;
+  let h = Matrix.zeros(n, k);
   for (let it = 0; it < iterations; it++) {
-    const next = new Float64Array(n * k);
-    for (let s = 0; s < n; s++)
-      for (let j = 0; j < k; j++) {
-        let grad = -xd[s * k + j]!;
-        for (let b = 0; b < k; b++) grad += h[s * k + b]! * g[b * k + j]!;
-        const v = h[s * k + j]! - grad / lip;
-        next[s * k + j] = Math.sign(v) * Math.max(Math.abs(v) - t, 0);
-      }
-    h = next;
+    // h − (h DᵀD − x D) / L, then the soft threshold at λ / L.
+    h = h.clone().sub(h.mmul(g).sub(xd).div(lip));
+    h.apply((i, j) => {
+      const v = h.get(i, j);
+      h.set(i, j, Math.sign(v) * Math.max(Math.abs(v) - t, 0));
+    });
   }
-  return h;
+  return Float64Array.from(h.to1DArray());
 }
