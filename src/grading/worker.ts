@@ -20,6 +20,8 @@ export function startGradingWorker(config: WorkerConfig, db: Db, problemSets: Pr
   // One sandbox pool per worker process, started when the first model problem arrives.
   let runtime: SandboxRuntime | undefined;
   const modelRuntime = () => (runtime ??= createModelRuntime(config, log));
+  // One pool per process, shared with the API's uploads when both run in one process.
+  configureThreads(config);
   const deps = {
     db,
     problemSets,
@@ -27,8 +29,7 @@ export function startGradingWorker(config: WorkerConfig, db: Db, problemSets: Pr
     preflight: preflightOptions(config),
     maxClaims: config.GRADING_ATTEMPTS * 2,
     timeoutMs: config.GRADER_TIMEOUT_S * 1000,
-    // One pool per process, shared with the API's uploads when both run in one process.
-    threads: (configureThreads(config), threadPool()),
+    threads: threadPool(),
   };
   const worker = new Worker<GradingJob>(
     QUEUE_NAME,
