@@ -42,6 +42,8 @@ async function loadProblem(deps: GradeDeps, problemId: string) {
  * The worker's one job: claim the run, grade it, write exactly one Grade and the new status together.
  * Safe to run twice for the same run (stalled job, killed worker): the unique (submission, run, kind)
  * key lets one Grade in, and the status update is conditional on the run still being current.
+ * The run itself is bounded (runGraderBounded): out of budget it ends `rejected` MODEL_TIMEOUT or
+ * `failed` GRADER_TIMEOUT, written like any result; only infrastructure errors throw, for BullMQ to retry.
  */
 export async function gradeSubmission(deps: GradeDeps, job: GradingJob): Promise<GradeOutcome> {
   const { db } = deps;
