@@ -9,7 +9,7 @@ import { createAssignment, createHarness, createWorld, type Harness, type World 
 // request must leave every table exactly as it was (no partial rows).
 
 const SEED = 20261201;
-const RUNS_PER_ROUTE = 60;
+const RUNS_PER_ROUTE = 50;
 
 let h: Harness;
 let w: World;
