@@ -56,7 +56,7 @@ export async function runGraderBounded(run: GraderRun, pool: ThreadPool, timeout
 const budgetSpent = (points: number, ms: number) =>
   problemError(
     points,
-    `Grading stopped: the problem's grader did not finish within its ${ms / 1000} s budget. Staff have been told; this attempt does not count.`,
+    `Grading stopped: the problem's grader did not finish within its ${ms / 1000} s budget. Your course staff can see this failure; it does not use one of your attempts.`,
     "GRADER_TIMEOUT",
   );
 
@@ -70,7 +70,7 @@ async function gradeInThread(run: GraderRun, pool: ThreadPool, timeoutMs: number
     if (err instanceof ThreadOutOfMemory)
       return problemError(
         points,
-        `Grading stopped: the problem's grader ${err.message}. Staff have been told; this attempt does not count.`,
+        `Grading stopped: the problem's grader ${err.message}. Your course staff can see this failure; it does not use one of your attempts.`,
         "GRADER_OUT_OF_MEMORY",
       );
     throw err;
