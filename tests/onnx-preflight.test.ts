@@ -176,6 +176,22 @@ describe("preflight", () => {
     expect(preflight(fixture("scan_too_long"), spec({ maxLoopIterations: 1_000_000 })).ok).toBe(true);
   });
 
+  it("keeps the propagation's own memory small: 1,000 chained Concat(a, a) of a shape do not double an array", () => {
+    const doubling = edited((m) => {
+      m.graph.initializer.push({ name: "c0", data_type: 7, dims: [2], int64_data: [1, 1] });
+      for (let i = 0; i < 1000; i++)
+        m.graph.node.push({
+          op_type: "Concat",
+          input: [`c${i}`, `c${i}`],
+          output: [`c${i + 1}`],
+          attribute: [{ name: "axis", type: 2, i: 0 }],
+        });
+      m.graph.node.push({ op_type: "Expand", input: ["x", "c1000"], output: ["unused"], attribute: [] });
+    });
+    // Without the cap the array reaches 2^32 entries by node 31 and preflight throws instead of answering.
+    expect(preflight(doubling, spec({ maxNodes: 5000 })).ok).toBe(true);
+  });
+
   it("matches the signature: free dims free, fixed dims equal, nothing extra", () => {
     const dims = (d: object[]) => edited((m) => (m.graph.input[0].type.tensor_type.shape.dim = d));
     expect(preflight(dims([{ dim_value: -1 }, { dim_value: 4 }]), spec()).ok).toBe(true);

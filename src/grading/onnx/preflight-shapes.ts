@@ -20,10 +20,15 @@ const SAME_SHAPE = new Set(
   ),
 );
 
+/** The longest value list carried (a shape or a list of scales is far shorter). */
+const MAX_VALUES = 64;
+
 export function shapeHook(budget: Budget): NodeHook {
   return (n, label, scope) => {
     const inputs = n.input.map((name) => scope.get(name));
     const out = propagate(n, inputs, label, budget);
+    // Values stay small (shapes, repeats, scales): a chain of Concat(a, a) must not double an array 2,000 times.
+    if (out?.values && out.values.length > MAX_VALUES) delete out.values;
     if (out) scope.set(n.output[0] ?? "", out);
     return bodyScope(n, inputs, label, scope, budget);
   };
@@ -67,8 +72,8 @@ function propagate(n: NodeProto, inputs: (Known | undefined)[], label: string, b
     }
     case "Concat":
       if (inputs.every((k) => k?.values && (k.dims?.length ?? 0) <= 1)) {
-        const values = inputs.flatMap((k) => k!.values!);
-        return { dims: [values.length], values };
+        const length = inputs.reduce((sum, k) => sum + k!.values!.length, 0);
+        return length > MAX_VALUES ? { dims: [length] } : { dims: [length], values: inputs.flatMap((k) => k!.values!) };
       }
       return undefined;
     case "Unsqueeze":
