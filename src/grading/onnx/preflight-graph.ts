@@ -83,7 +83,7 @@ export class Walker {
     for (const v of g.input) scope.set(v.name, { dims: depth === 0 ? declaredDims(v) : null });
     for (const t of g.initializer) {
       this.tensor(t, `initializer '${show(t.name)}'${where}`);
-      scope.set(t.name, { dims: t.dims.map(num), values: tensorValues(t) });
+      scope.set(t.name, { dims: tensorDims(t), values: tensorValues(t) });
     }
     for (const s of g.sparse_initializer) this.sparse(s, `sparse initializer '${show(s.values?.name ?? "")}'${where}`);
     this.nodes(g.node, where, depth, scope);
@@ -209,6 +209,12 @@ function payloadBytes(t: TensorProto): number {
   );
 }
 
+/** Ranks beyond this are unknown to the propagation (real tensors have a handful of dims; hostile ones may list millions). */
+const MAX_RANK = 64;
+
+/** A tensor's dims for the propagation, or null (unknown rank) past MAX_RANK. */
+export const tensorDims = (t: TensorProto): number[] | null => (t.dims.length > MAX_RANK ? null : t.dims.map(num));
+
 /** Tensors up to this many elements have their values read: shapes, repeats, scales, pads, trip counts. */
 const SMALL = 64;
 
@@ -250,7 +256,7 @@ const RAW: Record<number, { width: number; get: (v: DataView, at: number) => num
 function declaredDims(v: ValueInfoProto): (number | null)[] | null {
   const t = v.type?.value === "tensor_type" ? v.type.tensor_type : null;
   const dims = t?.shape?.dim;
-  if (!dims) return null;
+  if (!dims || dims.length > MAX_RANK) return null;
   return dims.map((d) => (d.value === "dim_value" && num(d.dim_value) > 0 ? num(d.dim_value) : null));
 }
 

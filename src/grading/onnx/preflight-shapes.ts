@@ -1,6 +1,6 @@
 import type { Budget } from "../../../graders/onnx/types.ts";
 import { num, type AttributeProto, type NodeProto } from "./schema.ts";
-import { cap, elemSize, refuse, Scope, size, tensorValues, type Known, type NodeHook } from "./preflight-graph.ts";
+import { cap, elemSize, refuse, Scope, size, tensorDims, tensorValues, type Known, type NodeHook } from "./preflight-graph.ts";
 
 /**
  * A small static shape and constant propagation over the graph, in node order (ONNX graphs are sorted), so
@@ -55,7 +55,7 @@ function propagate(n: NodeProto, inputs: (Known | undefined)[], label: string, b
   switch (n.op_type) {
     case "Constant": {
       const v = attr(n, "value")?.t;
-      if (v) return { dims: v.dims.map(num), values: tensorValues(v) };
+      if (v) return { dims: tensorDims(v), values: tensorValues(v) };
       const ints = attr(n, "value_ints")?.ints ?? attr(n, "value_floats")?.floats;
       if (ints && ints.length <= 64) return { dims: [ints.length], values: ints.map((x) => num(x)) };
       const one = attr(n, "value_int") ?? attr(n, "value_float");
