@@ -20,7 +20,7 @@ async function checkDependencies(config: Config, db: Db): Promise<string[]> {
     await db.$queryRaw`SELECT 1`;
   } catch {
     problems.push(
-      `Postgres is not reachable at ${redact(config.DATABASE_URL)}. Start it (docker compose up -d postgres) or set DATABASE_URL, then run npm run db:migrate.`,
+      `Postgres is not reachable at ${redact(config.DATABASE_URL)}. Start it (docker compose -f docker-compose.yml -f docker-compose.dev.yml up -d postgres) or set DATABASE_URL, then run npm run db:migrate.`,
     );
   }
   const redis = new Redis(config.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
@@ -29,7 +29,9 @@ async function checkDependencies(config: Config, db: Db): Promise<string[]> {
     await redis.connect();
     await redis.ping();
   } catch {
-    problems.push(`Redis is not reachable at ${redact(config.REDIS_URL)}. Start it (docker compose up -d redis) or set REDIS_URL.`);
+    problems.push(
+      `Redis is not reachable at ${redact(config.REDIS_URL)}. Start it (docker compose -f docker-compose.yml -f docker-compose.dev.yml up -d redis) or set REDIS_URL.`,
+    );
   } finally {
     redis.disconnect();
   }

@@ -37,9 +37,11 @@ describe("starting the platform", () => {
     const lines = p.output().trim().split("\n");
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatch(
-      /^Postgres is not reachable at postgresql:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/x\. Start it \(docker compose up -d postgres\)/,
+      /^Postgres is not reachable at postgresql:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/x\. Start it \(docker compose -f docker-compose.yml -f docker-compose.dev.yml up -d postgres\)/,
     );
-    expect(lines[1]).toMatch(/^Redis is not reachable at redis:\/\/127\.0\.0\.1:1\. Start it \(docker compose up -d redis\)/);
+    expect(lines[1]).toMatch(
+      /^Redis is not reachable at redis:\/\/127\.0\.0\.1:1\. Start it \(docker compose -f docker-compose.yml -f docker-compose.dev.yml up -d redis\)/,
+    );
     expect(p.output()).not.toContain("secret");
   });
 

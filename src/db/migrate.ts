@@ -262,7 +262,7 @@ export function explainFailure(err: unknown, url: string): string | undefined {
   if ((code && UNREACHABLE.has(code)) || /connection timeout/i.test(e.message ?? "")) {
     return (
       `PostgreSQL is not reachable at ${redactUrl(url)} (${code ?? e.message}). Start it with ` +
-      "`docker compose up -d postgres`, or on a machine with a local cluster: " +
+      "`docker compose -f docker-compose.yml -f docker-compose.dev.yml up -d postgres`, or on a machine with a local cluster: " +
       "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
     );
   }
