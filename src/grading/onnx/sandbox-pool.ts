@@ -358,8 +358,10 @@ export class SandboxPool {
         },
         (e: Error) => {
           this.starting--;
-          this.startFailures++;
           child.kill();
+          // close() kills spares that are still warming: that is the shutdown, not a child failing to start.
+          if (this.closed) return;
+          this.startFailures++;
           this.opts.logger.warn({ err: e.message, pid: child.pid }, "sandbox child failed to start");
           const w = this.waiters.shift();
           if (w) {
