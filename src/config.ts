@@ -91,6 +91,19 @@ const schema = z.object({
   GRADER_THREADS: z.coerce.number().int().min(1).max(64).optional(),
   /** Heap cap of one grader thread. */
   GRADER_THREAD_MEMORY_MB: z.coerce.number().int().min(32).default(512),
+  /** Byte budget of a process's cache of problems' private files (by sha256); least recently used go first. */
+  PROBLEM_CACHE_MB: z.coerce.number().min(0).default(256),
+  /** Byte budget of a process's cache of parsed problem configs (by problem id). */
+  PROBLEM_CONFIG_CACHE_MB: z.coerce.number().min(0).default(32),
+  /** On SIGTERM/SIGINT, how long running grades may take to finish before they are handed back to the queue. */
+  SHUTDOWN_GRACE_S: z.coerce.number().min(0).default(25),
+  /** The API answers 503 + Retry-After past any of these (0 turns one off): event-loop delay, heap, resident memory. */
+  PRESSURE_MAX_EVENT_LOOP_DELAY_MS: z.coerce.number().min(0).default(1000),
+  PRESSURE_MAX_HEAP_MB: z.coerce.number().min(0).default(0),
+  PRESSURE_MAX_RSS_MB: z.coerce.number().min(0).default(0),
+  /** How often the pressure is sampled, and the Retry-After (seconds) a 503 carries. */
+  PRESSURE_SAMPLE_MS: z.coerce.number().int().min(10).default(1000),
+  PRESSURE_RETRY_AFTER_S: z.coerce.number().int().min(1).default(10),
 });
 
 const DEV_SEED_SECRET = "dev-seed-secret-change-me";

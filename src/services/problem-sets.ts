@@ -1,3 +1,4 @@
+import { LRUCache } from "lru-cache";
 import { getGrader } from "../../graders/index.ts";
 import { renderStatement } from "../../graders/params.ts";
 import type { Grader, PrivateData } from "../../graders/types.ts";
@@ -33,14 +34,36 @@ export interface GradableProblem {
   assetHashes: Record<string, string>;
 }
 
+/** A problem's cache entry: the parsed config and which blob each private file is, not the bytes. */
+type ProblemEntry = Omit<GradableProblem, "privateData">;
+
+type CacheConfig = Pick<Config, "SEED_SECRET"> & Partial<Pick<Config, "PROBLEM_CACHE_MB" | "PROBLEM_CONFIG_CACHE_MB">>;
+
+const MB = 1024 * 1024;
+
 export class ProblemSetService {
   readonly owners: SetOwnerService;
+  /**
+   * Problem revisions are immutable, so a worker keeps the ones it graded lately, within byte budgets: parsed
+   * configs by problem id, and private files by blob sha256 (shared between revisions that did not change them).
+   * A file larger than its whole budget is read for each grade and never kept.
+   */
+  readonly cache: { problems: LRUCache<string, ProblemEntry>; blobs: LRUCache<string, Uint8Array> };
 
   constructor(
     private readonly db: Db,
-    private readonly config: Pick<Config, "SEED_SECRET">,
+    private readonly config: CacheConfig,
   ) {
     this.owners = new SetOwnerService(db);
+    this.cache = {
+      problems: new LRUCache({
+        maxSize: Math.max(1, Math.floor((config.PROBLEM_CONFIG_CACHE_MB ?? 32) * MB)),
+      }),
+      blobs: new LRUCache({
+        maxSize: Math.max(1, Math.floor((config.PROBLEM_CACHE_MB ?? 256) * MB)),
+        sizeCalculation: (bytes) => Math.max(1, bytes.byteLength),
+      }),
+    };
   }
 
   /**
@@ -158,13 +181,19 @@ export class ProblemSetService {
     return { problem, setSlug: rev.problemSet.slug, grader: requireGrader(problem.graderType) };
   }
 
+  /** A problem ready to grade, from the cache when this process graded it lately. */
   async loadGradable(problemId: string): Promise<GradableProblem> {
+    const entry = this.cache.problems.get(problemId) ?? (await this.loadEntry(problemId));
+    return { ...entry, privateData: await this.privateFiles(entry.assetHashes) };
+  }
+
+  private async loadEntry(problemId: string): Promise<ProblemEntry> {
     const problem = await this.db.problem.findUniqueOrThrow({
       where: { id: problemId },
-      include: { revision: { include: { problemSet: true } }, assets: { include: { blob: true } } },
+      include: { revision: { include: { problemSet: true } }, assets: { select: { path: true, blobSha256: true } } },
     });
     const grader = requireGrader(problem.graderType);
-    return {
+    const entry: ProblemEntry = {
       id: problem.id,
       slug: problem.slug,
       setSlug: problem.revision.problemSet.slug,
@@ -172,9 +201,38 @@ export class ProblemSetService {
       points: problem.points,
       grader,
       config: grader.configSchema.parse(problem.graderConfig),
-      privateData: new Map(problem.assets.map((a) => [a.path, new Uint8Array(a.blob.data)])),
       assetHashes: Object.fromEntries(problem.assets.map((a) => [a.path, a.blobSha256])),
     };
+    // Sized by the stored JSON (the parsed config is of the same order) and the asset table.
+    const size = 512 + JSON.stringify(problem.graderConfig).length + JSON.stringify(entry.assetHashes).length;
+    this.cache.problems.set(problemId, entry, { size });
+    return entry;
+  }
+
+  /** The private files by path: cached blobs, the others read in one query (and kept while they fit). */
+  private async privateFiles(assetHashes: Record<string, string>): Promise<PrivateData> {
+    const found = new Map<string, Uint8Array>();
+    const missing = new Set<string>();
+    for (const sha of Object.values(assetHashes)) {
+      const bytes = this.cache.blobs.get(sha);
+      if (bytes) found.set(sha, bytes);
+      else missing.add(sha);
+    }
+    if (missing.size) {
+      const blobs = await this.db.blob.findMany({ where: { sha256: { in: [...missing] } } });
+      for (const b of blobs) {
+        const bytes = new Uint8Array(b.data);
+        found.set(b.sha256, bytes);
+        this.cache.blobs.set(b.sha256, bytes);
+      }
+    }
+    return new Map(
+      Object.entries(assetHashes).map(([path, sha]) => {
+        const bytes = found.get(sha);
+        if (!bytes) throw new Error(`Blob ${sha} of private file '${path}' is missing from the database`);
+        return [path, bytes];
+      }),
+    );
   }
 
   async requireUploader(p: Principal) {
