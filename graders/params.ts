@@ -1,3 +1,4 @@
+import { LRUCache } from "lru-cache";
 import { z } from "zod";
 import { tidy } from "./format.ts";
 import { compileExpression, RESERVED_NAMES, type Tensor } from "./math.ts";
@@ -121,13 +122,14 @@ export function checkExpression(
   // Config schemas run this check, and stored configs are parsed wherever a problem is read (the
   // API's statements, the worker's cache): the same expression is evaluated once per process.
   const key = JSON.stringify([expr, spec ?? null, options]);
-  if (checked.has(key)) return checked.get(key);
+  const hit = checked.get(key);
+  if (hit !== undefined) return hit || undefined;
   const problem = checkOnce(expr, spec, options);
-  if (checked.size >= 1000) checked.delete(checked.keys().next().value!);
-  checked.set(key, problem);
+  checked.set(key, problem ?? "");
   return problem;
 }
-const checked = new Map<string, string | undefined>();
+/** "" means the expression passed. Bounded by characters too: an uploaded expression may be megabytes long. */
+const checked = new LRUCache<string, string>({ max: 1000, maxSize: 4_000_000, sizeCalculation: (v, k) => k.length + v.length + 1 });
 
 function checkOnce(
   expr: string,

@@ -1,14 +1,16 @@
+import { LRUCache } from "lru-cache";
 import { z } from "zod";
 import { compileEntry, compileSynonym, type Entry, type Synonym } from "./match.ts";
 
-/** Compiled entries by source: configs are re-parsed per grade, the phrases they name rarely change. */
-const compiled = new Map<string, Entry | string>();
-const MAX_CACHED = 5000;
+/**
+ * Compiled entries by source: configs are re-parsed per grade, the phrases they name rarely change. Bounded by
+ * count and by source length (a compiled entry is of the order of its source), as uploaded sources may be long.
+ */
+const compiled = new LRUCache<string, Entry | string>({ max: 5000, maxSize: 4_000_000, sizeCalculation: (_v, k) => 64 + k.length });
 
 function entry(source: string): Entry | string {
   let e = compiled.get(source);
   if (e === undefined) {
-    if (compiled.size >= MAX_CACHED) compiled.clear();
     e = compileEntry(source);
     compiled.set(source, e);
   }
@@ -97,12 +99,15 @@ export const textConfigSchema = z
   });
 export type TextConfig = z.output<typeof textConfigSchema>;
 
-const compiledSynonyms = new Map<string, Synonym | string>();
+const compiledSynonyms = new LRUCache<string, Synonym | string>({
+  max: 5000,
+  maxSize: 4_000_000,
+  sizeCalculation: (_v, k) => 64 + k.length,
+});
 function synonym(from: string, to: string): Synonym | string {
   const key = `${from}\u0000${to}`;
   let s = compiledSynonyms.get(key);
   if (s === undefined) {
-    if (compiledSynonyms.size >= MAX_CACHED) compiledSynonyms.clear();
     s = compileSynonym(from, to);
     compiledSynonyms.set(key, s);
   }
