@@ -6,10 +6,10 @@ import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { createDb, type Db } from "./db.ts";
 import { checkSandbox, SandboxUnavailable } from "./grading/model-runtime.ts";
 import { createGradingQueue } from "./grading/queue.ts";
-import { startSweeper } from "./grading/sweeper.ts";
 import { startGradingWorker } from "./grading/worker.ts";
 import { startWorkerHttp } from "./grading/worker-http.ts";
 import { closeThreads, configureThreads } from "./grading/threads/index.ts";
+import { startOutbox } from "./jobs/outbox.ts";
 
 type Mode = "api" | "worker" | "all";
 
@@ -93,15 +93,15 @@ async function main(mode: Mode) {
     const log = pino({ level: config.LOG_LEVEL, name: "worker" });
     const services = buildServices({ config, db, queue }, log);
     const worker = startGradingWorker(config, db, services.problemSets, log);
-    const sweeper = startSweeper(
+    const outbox = startOutbox(
       db,
       queue,
-      { staleAfterMs: config.GRADING_STALE_AFTER_S * 1000, intervalMs: config.SWEEP_INTERVAL_S * 1000 },
+      { graceMs: config.GRADING_STALE_AFTER_S * 1000, intervalMs: config.SWEEP_INTERVAL_S * 1000 },
       log,
     );
     log.info({ concurrency: config.WORKER_CONCURRENCY }, "grading worker started");
     closers.unshift(
-      async () => sweeper.stop(),
+      () => outbox.stop(),
       () => worker.close(),
     );
     if (mode === "worker" && config.WORKER_METRICS_PORT) {

@@ -21,9 +21,10 @@ export const gradingOutcomes = new Counter({
   registers: [registry],
 });
 
-export const sweeperRequeued = new Counter({
-  name: "autograder_sweeper_requeued_total",
-  help: "Submissions the sweeper found stale in Postgres and enqueued again",
+export const outboxRecovered = new Counter({
+  name: "autograder_outbox_recovered_total",
+  help: "Work the outbox loop found in Postgres without a live job and enqueued again, by job kind",
+  labelNames: ["kind"] as const,
   registers: [registry],
 });
 

@@ -2,7 +2,7 @@ import { Worker } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gradeSubmission } from "../src/grading/grade-submission.ts";
 import { enqueueGrading, jobIdFor, QUEUE_NAME, redisConnection } from "../src/grading/queue.ts";
-import { sweepOnce } from "../src/grading/sweeper.ts";
+import { recoverOnce } from "../src/jobs/outbox.ts";
 import { threadPool } from "../src/grading/threads/index.ts";
 import { createAssignment, createHarness, createWorld, waitForGrade, type Harness, type World } from "./helpers/harness.ts";
 
@@ -27,6 +27,7 @@ const gradeDeps = () => ({
   },
   preflight: {},
   maxClaims: 6,
+  leaseMs: 1000,
   timeoutMs: 5000,
   threads: threadPool(),
 });
@@ -80,26 +81,26 @@ describe("the current grade", () => {
 });
 
 describe("nothing is lost", () => {
-  it("a submission whose job vanished from Redis is graded after the sweeper runs", async () => {
+  it("a submission whose job vanished from Redis is graded after the outbox runs", async () => {
     const id = await submitQueued();
     await h.queue.obliterate({ force: true }); // as if Redis had been flushed
     expect(await h.queue.getJob(id)).toBeUndefined();
     await ageSubmission(id, 5000);
-    expect(await sweepOnce(h.db, h.queue, 1000)).toBeGreaterThanOrEqual(1);
+    expect(await recoverOnce(h.db, h.queue, { graceMs: 1000 })).toBeGreaterThanOrEqual(1);
     expect(await h.queue.getJob(id)).toBeDefined();
-    // a second sweeper right after finds the job live and leaves it alone
-    expect(await sweepOnce(h.db, h.queue, 1000)).toBe(0);
+    // a second outbox loop right after finds the job live and leaves it alone
+    expect(await recoverOnce(h.db, h.queue, { graceMs: 1000 })).toBe(0);
     const worker = h.startWorker();
     const graded = await waitForGrade(h, id, w.students[0]!.token);
     expect(graded).toMatchObject({ status: "graded", score: 2 });
     await worker.close();
   });
 
-  it("a submission whose enqueue never happened (Redis down at submit) is graded after the sweeper runs", async () => {
+  it("a submission whose enqueue never happened (Redis down at submit) is graded after the outbox runs", async () => {
     const id = await submitQueued();
     await (await h.queue.getJob(id))!.remove();
     await ageSubmission(id, 5000);
-    await sweepOnce(h.db, h.queue, 1000);
+    await recoverOnce(h.db, h.queue, { graceMs: 1000 });
     const worker = h.startWorker();
     expect(await waitForGrade(h, id, w.students[0]!.token)).toMatchObject({ status: "graded" });
     await worker.close();

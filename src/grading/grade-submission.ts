@@ -1,3 +1,5 @@
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 import type { ModelRuntime } from "../../graders/onnx/types.ts";
 import { round6 } from "../../graders/result.ts";
 import { gradeResultSchema, type GradeResult } from "../../graders/types.ts";
@@ -5,8 +7,9 @@ import type { PreflightOptions } from "./onnx/preflight.ts";
 import type { Db } from "../db.ts";
 import { isUniqueViolation } from "../lib/prisma-errors.ts";
 import { gradingDuration, gradingOutcomes } from "../metrics.ts";
-import type { GradableProblem, ProblemSetService } from "../services/problem-sets.ts";
+import type { ProblemSetService } from "../services/problem-sets.ts";
 import type { GradingJob } from "./queue.ts";
+import { claim, claimableAt, fail, finish, release, renew, type Lease } from "./states.ts";
 import type { ThreadPool } from "./threads/index.ts";
 import { runGraderBounded } from "./threads/run-grader.ts";
 
@@ -18,50 +21,78 @@ export interface GradeDeps {
   preflight: PreflightOptions;
   /** A run claimed more often than this (workers dying on it) is given up as failed. */
   maxClaims: number;
+  /** How long a claim holds the run without renewal (GRADING_LOCK_MS); renewed every third of it while grading. */
+  leaseMs: number;
   /** Wall-clock budget of one grading run (GRADER_TIMEOUT_S). */
   timeoutMs: number;
   /** Where synchronous graders and the worker's preflight run. */
   threads: ThreadPool;
 }
 
-export type GradeOutcome = "graded" | "rejected" | "failed" | "skipped";
+type Finished = "graded" | "rejected" | "failed" | "skipped";
+/** `busyUntil`: another worker holds a live lease on the run, or it is backing off, until then. */
+export type GradeOutcome = Finished | { busyUntil: Date };
 
-/** Problems are immutable, so a worker can keep the parsed config and private files of the ones it saw lately. */
-const problemCache = new Map<string, GradableProblem>();
-async function loadProblem(deps: GradeDeps, problemId: string) {
-  let p = problemCache.get(problemId);
-  if (!p) {
-    p = await deps.problemSets.loadGradable(problemId);
-    if (problemCache.size >= 64) problemCache.delete(problemCache.keys().next().value!);
-    problemCache.set(problemId, p);
-  }
-  return p;
+/** Which delivery of the job this is: on an infrastructure error the last one gives up, earlier ones back off. */
+export interface Attempt {
+  number: number;
+  last: boolean;
+  backoffMs: number;
 }
 
-/**
- * The worker's one job: claim the run, grade it, write exactly one Grade and the new status together.
- * Safe to run twice for the same run (stalled job, killed worker): the unique (submission, run, kind)
- * key lets one Grade in, and the status update is conditional on the run still being current.
- * The run itself is bounded (runGraderBounded): out of budget it ends `rejected` MODEL_TIMEOUT or
- * `failed` GRADER_TIMEOUT, written like any result; only infrastructure errors throw, for BullMQ to retry.
- */
-export async function gradeSubmission(deps: GradeDeps, job: GradingJob): Promise<GradeOutcome> {
-  const { db } = deps;
-  const claimed = await db.submission.updateMany({
-    where: { id: job.submissionId, gradingRun: job.run, status: { in: ["queued", "running"] } },
-    data: { status: "running", statusAt: new Date(), claims: { increment: 1 } },
-  });
-  if (claimed.count === 0) return outcome("skipped");
+/** A lease token unique to this claim (host:pid:random), so a later claim by the same process is another lease. */
+const newHolder = () => `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
-  const s = await db.submission.findUniqueOrThrow({ where: { id: job.submissionId } });
-  if (s.claims > deps.maxClaims) {
-    await markFailed(db, job, `Grading was started ${s.claims - 1} times without finishing; giving up.`, "GRADING_ABANDONED");
+/**
+ * The worker's one job: claim the run (a lease no other worker can take while it lives), grade it,
+ * and finish it (the Grade and the outcome together, by the lease holder only). The states and their
+ * transitions are states.ts's; this function only decides which one applies.
+ * The run itself is bounded (runGraderBounded): out of budget it ends `rejected` MODEL_TIMEOUT or
+ * `failed` GRADER_TIMEOUT, written like any result. Infrastructure errors release the run with a
+ * backoff (on the last attempt: fail it) and throw, for BullMQ to retry.
+ */
+export async function gradeSubmission(
+  deps: GradeDeps,
+  job: GradingJob,
+  attempt: Attempt = { number: 1, last: true, backoffMs: 0 },
+): Promise<GradeOutcome> {
+  const { db } = deps;
+  const lease = await claim(db, job, newHolder(), deps.leaseMs);
+  if (!lease) {
+    const at = await claimableAt(db, job);
+    return at ? { busyUntil: at } : outcome("skipped");
+  }
+  if (lease.claims > deps.maxClaims) {
+    await fail(db, job, lease.holder, `Grading was started ${lease.claims - 1} times without finishing; giving up.`, "GRADING_ABANDONED");
     return outcome("failed");
   }
+  const renewal = setInterval(() => {
+    renew(db, lease, deps.leaseMs).then(
+      (held) => held || clearInterval(renewal),
+      () => undefined, // the database is away: try next tick; if the lease passes meanwhile, the finish finds out
+    );
+  }, deps.leaseMs / 3);
+  renewal.unref();
+  try {
+    return outcome(await gradeHeld(deps, lease));
+  } catch (err) {
+    const reason = (err as Error).message;
+    await (
+      attempt.last
+        ? fail(db, job, lease.holder, `Grading failed after ${attempt.number} attempts: ${reason}`, "GRADING_FAILED")
+        : release(db, job, lease.holder, reason, attempt.backoffMs)
+    ).catch(() => undefined); // the database is away too: the lease passes and the outbox takes the run again
+    throw err;
+  } finally {
+    clearInterval(renewal);
+  }
+}
 
-  const problem = await loadProblem(deps, s.problemId);
+async function gradeHeld(deps: GradeDeps, lease: Lease): Promise<Finished> {
+  const s = await deps.db.submission.findUniqueOrThrow({ where: { id: lease.submissionId } });
+  const problem = await deps.problemSets.loadGradable(s.problemId);
   const started = performance.now();
-  const model = s.modelSha256 ? await loadModel(db, s.modelSha256) : undefined;
+  const model = s.modelSha256 ? await loadModel(deps.db, s.modelSha256) : undefined;
   const result = await runGraderBounded(
     {
       grader: problem.grader,
@@ -81,47 +112,40 @@ export async function gradeSubmission(deps: GradeDeps, job: GradingJob): Promise
   const r: GradeResult = gradeResultSchema.parse(result);
   const status = r.status === "graded" ? "graded" : r.status === "rejected" ? "rejected" : "failed";
 
-  try {
-    await db.$transaction(async (tx) => {
-      await tx.grade.create({
-        data: {
-          submissionId: s.id,
-          run: job.run,
-          status: r.status,
-          rawScore: round6(r.score),
-          score: round6(r.score * s.lateFactor),
-          maxScore: r.maxScore,
-          feedback: r.feedback,
-          needsReview: r.needsReview ?? false,
-          problemId: problem.id,
-          graderType: problem.grader.type,
-          graderVersion: problem.grader.version,
-          executionProvider: r.provenance?.executionProvider,
-          ortVersion: r.provenance?.ortVersion,
-          inputSeed: r.provenance?.inputSeed,
-          // How the model ran (memory cap, account, network), when one ran: the sandbox's facts on this host.
-          isolation: r.provenance ? { ...deps.modelRuntime().isolation } : undefined,
-          hashes: { ...(s.modelSha256 ? { model: s.modelSha256 } : {}), assets: problem.assetHashes },
-          durationMs,
-        },
-      });
-      await tx.submission.updateMany({
-        where: { id: s.id, gradingRun: job.run },
-        data: {
-          status,
-          gradedAt: new Date(),
-          statusAt: new Date(),
-          lastError: r.status === "error" ? r.feedback.summary : null,
-          lastErrorCode: r.status === "graded" ? null : (r.code ?? null),
-        },
-      });
-    });
-  } catch (e) {
-    if (isUniqueViolation(e)) return outcome("skipped"); // another run of this job wrote the grade first
+  const finished = await finish(
+    deps.db,
+    lease,
+    {
+      status,
+      lastError: r.status === "error" ? r.feedback.summary : null,
+      lastErrorCode: r.status === "graded" ? null : (r.code ?? null),
+    },
+    {
+      status: r.status,
+      rawScore: round6(r.score),
+      score: round6(r.score * s.lateFactor),
+      maxScore: r.maxScore,
+      feedback: r.feedback,
+      needsReview: r.needsReview ?? false,
+      problemId: problem.id,
+      graderType: problem.grader.type,
+      graderVersion: problem.grader.version,
+      executionProvider: r.provenance?.executionProvider,
+      ortVersion: r.provenance?.ortVersion,
+      inputSeed: r.provenance?.inputSeed,
+      // How the model ran (memory cap, account, network), when one ran: the sandbox's facts on this host.
+      isolation: r.provenance ? { ...deps.modelRuntime().isolation } : undefined,
+      hashes: { ...(s.modelSha256 ? { model: s.modelSha256 } : {}), assets: problem.assetHashes },
+      durationMs,
+    },
+  ).catch((e: unknown) => {
+    if (isUniqueViolation(e)) return false; // this run's grade is in already
     throw e;
-  }
+  });
+  // A lost lease (taken over after it passed, or superseded by a regrade) writes nothing: the other holder's result stands.
+  if (!finished) return "skipped";
   gradingDuration.observe({ grader: problem.grader.type, status }, durationMs / 1000);
-  return outcome(status);
+  return status;
 }
 
 async function loadModel(db: Db, sha256: string): Promise<Uint8Array> {
@@ -129,15 +153,7 @@ async function loadModel(db: Db, sha256: string): Promise<Uint8Array> {
   return new Uint8Array(blob.data);
 }
 
-/** After the last retry an infrastructure failure is visible to staff as `failed`, never left `running`. */
-export async function markFailed(db: Db, job: GradingJob, reason: string, code: string): Promise<void> {
-  await db.submission.updateMany({
-    where: { id: job.submissionId, gradingRun: job.run, status: { in: ["queued", "running"] } },
-    data: { status: "failed", statusAt: new Date(), lastError: reason.slice(0, 2000), lastErrorCode: code },
-  });
-}
-
-function outcome(o: GradeOutcome): GradeOutcome {
+function outcome<O extends Finished>(o: O): O {
   gradingOutcomes.inc({ outcome: o });
   return o;
 }

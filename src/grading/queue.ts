@@ -3,6 +3,8 @@ import { z } from "zod";
 import type { Config } from "../config.ts";
 
 export const QUEUE_NAME = "grading";
+/** The grading job kind's name (src/jobs/grading.ts). */
+export const GRADING_JOB = "grade";
 
 export const gradingJobSchema = z.object({ submissionId: z.string().uuid(), run: z.number().int().min(1) });
 export type GradingJob = z.infer<typeof gradingJobSchema>;
@@ -23,24 +25,48 @@ export function redisConnection(config: Pick<Config, "REDIS_URL">): ConnectionOp
   };
 }
 
-export type GradingQueue = Queue<GradingJob>;
+/** One queue carries every job kind (src/jobs/registry.ts); the job's name says which. */
+export type GradingQueue = Queue;
+export type QueueConfig = Pick<Config, "REDIS_URL" | "QUEUE_PREFIX" | "GRADING_ATTEMPTS" | "GRADING_BACKOFF_MS">;
 
-export function createGradingQueue(
-  config: Pick<Config, "REDIS_URL" | "QUEUE_PREFIX" | "GRADING_ATTEMPTS" | "GRADING_BACKOFF_MS">,
-): GradingQueue {
-  return new Queue<GradingJob>(QUEUE_NAME, {
+/** Attempts and the first backoff of a job kind; later retries double it (exponential). */
+export interface RetryPolicy {
+  attempts: number;
+  backoffMs: number;
+}
+export const gradingRetry = (c: Pick<Config, "GRADING_ATTEMPTS" | "GRADING_BACKOFF_MS">): RetryPolicy => ({
+  attempts: c.GRADING_ATTEMPTS,
+  backoffMs: c.GRADING_BACKOFF_MS,
+});
+
+/** The settings a queue was made with, so a job kind's retry policy can be read from them when it is enqueued. */
+const configs = new WeakMap<Queue, QueueConfig>();
+export const queueConfig = (queue: Queue): QueueConfig | undefined => configs.get(queue);
+
+export function createGradingQueue(config: QueueConfig): GradingQueue {
+  const queue = new Queue(QUEUE_NAME, {
     connection: redisConnection(config),
     prefix: config.QUEUE_PREFIX,
     defaultJobOptions: {
-      attempts: config.GRADING_ATTEMPTS,
-      backoff: { type: "exponential", delay: config.GRADING_BACKOFF_MS },
+      ...retryOptions(gradingRetry(config)),
       // Postgres keeps the outcome; Redis only needs recent jobs for debugging.
       removeOnComplete: { age: 3600, count: 1000 },
       removeOnFail: { age: 86_400, count: 1000 },
     },
   });
+  configs.set(queue, config);
+  return queue;
 }
 
+export const retryOptions = (p: RetryPolicy) => ({ attempts: p.attempts, backoff: { type: "exponential", delay: p.backoffMs } });
+
+/** The delay BullMQ waits before attempt `attempt + 1` of a job with this policy (exponential). */
+export const backoffAfter = (p: RetryPolicy, attempt: number): number => p.backoffMs * 2 ** Math.max(0, attempt - 1);
+
 export async function enqueueGrading(queue: GradingQueue, job: GradingJob): Promise<void> {
-  await queue.add("grade", job, { jobId: jobIdFor(job) });
+  const config = queueConfig(queue);
+  await queue.add(GRADING_JOB, gradingJobSchema.parse(job), {
+    jobId: jobIdFor(job),
+    ...(config ? retryOptions(gradingRetry(config)) : {}),
+  });
 }

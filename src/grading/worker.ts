@@ -1,52 +1,74 @@
-import { Worker, type Job } from "bullmq";
+import { DelayedError, Job, UnrecoverableError, Worker } from "bullmq";
 import type { Config } from "../config.ts";
 import type { Db } from "../db.ts";
-import { gradingOutcomes } from "../metrics.ts";
+import { assertRegistry, findKind, JOB_KINDS, type AnyJobKind, type JobContext, type JobDeps } from "../jobs/registry.ts";
 import type { ProblemSetService } from "../services/problem-sets.ts";
-import { gradeSubmission, markFailed } from "./grade-submission.ts";
 import { createModelRuntime, preflightOptions, type ModelRuntimeConfig, type SandboxRuntime } from "./model-runtime.ts";
-import { gradingJobSchema, QUEUE_NAME, redisConnection, type GradingJob } from "./queue.ts";
+import { backoffAfter, QUEUE_NAME, redisConnection } from "./queue.ts";
 import { configureThreads, threadPool, type ThreadConfig } from "./threads/index.ts";
 
 type WorkerConfig = Pick<
   Config,
-  "REDIS_URL" | "QUEUE_PREFIX" | "WORKER_CONCURRENCY" | "GRADING_ATTEMPTS" | "GRADER_TIMEOUT_S" | "GRADING_LOCK_MS"
+  "REDIS_URL" | "QUEUE_PREFIX" | "WORKER_CONCURRENCY" | "GRADING_ATTEMPTS" | "GRADING_BACKOFF_MS" | "GRADER_TIMEOUT_S" | "GRADING_LOCK_MS"
 > &
   ModelRuntimeConfig &
   ThreadConfig;
-type Logger = { info(obj: object, msg: string): void; warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
+type Logger = JobDeps["log"];
 
-export function startGradingWorker(config: WorkerConfig, db: Db, problemSets: ProblemSetService, log: Logger): Worker<GradingJob> {
+/**
+ * The worker of every job kind (src/jobs/registry.ts): it dispatches on the job's name, refuses names it
+ * does not know (failed at once, no retries: a newer API than this worker, or a typo), and validates
+ * each payload with its kind's schema before the handler sees it.
+ */
+export function startGradingWorker(
+  config: WorkerConfig,
+  db: Db,
+  problemSets: ProblemSetService,
+  log: Logger,
+  kinds: readonly AnyJobKind[] = JOB_KINDS,
+): Worker {
+  assertRegistry(kinds);
   // One sandbox pool per worker process, started when the first model problem arrives.
   let runtime: SandboxRuntime | undefined;
   const modelRuntime = () => (runtime ??= createModelRuntime(config, log));
   // One pool per process, shared with the API's uploads when both run in one process.
   configureThreads(config);
-  const deps = {
+  const deps: JobDeps = {
     db,
     problemSets,
     modelRuntime,
     preflight: preflightOptions(config),
     maxClaims: config.GRADING_ATTEMPTS * 2,
+    leaseMs: config.GRADING_LOCK_MS,
     timeoutMs: config.GRADER_TIMEOUT_S * 1000,
     threads: threadPool(),
+    log,
   };
-  const worker = new Worker<GradingJob>(
+  const worker: Worker = new Worker(
     QUEUE_NAME,
-    async (job: Job<GradingJob>) => {
-      const data = gradingJobSchema.parse(job.data);
-      try {
-        const outcome = await gradeSubmission(deps, data);
-        log.info({ ...data, outcome, jobId: job.id }, "graded");
-        return outcome;
-      } catch (err) {
-        const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-        log.warn({ err, ...data, attempt: job.attemptsMade + 1, last }, "grading attempt failed");
-        gradingOutcomes.inc({ outcome: last ? "failed" : "retried" });
-        if (last)
-          await markFailed(db, data, `Grading failed after ${job.attemptsMade + 1} attempts: ${(err as Error).message}`, "GRADING_FAILED");
-        throw err;
+    async (job: Job, token?: string) => {
+      const kind = findKind(job.name, kinds);
+      if (!kind) {
+        log.error({ jobId: job.id, name: job.name }, "refused a job of an unknown kind");
+        throw new UnrecoverableError(`Unknown job kind '${job.name}'; known: ${kinds.map((k) => k.name).join(", ")}.`);
       }
+      const payload = kind.schema.safeParse(job.data);
+      if (!payload.success) {
+        log.error({ jobId: job.id, name: job.name, issues: payload.error.issues }, "refused a job whose payload is not its kind's");
+        throw new UnrecoverableError(`Job '${job.id}' of kind '${job.name}' has an invalid payload.`);
+      }
+      const number = job.attemptsMade + 1;
+      const attempts = job.opts.attempts ?? 1;
+      const ctx: JobContext = {
+        deps,
+        jobId: job.id,
+        attempt: { number, last: number >= attempts, backoffMs: backoffAfter({ attempts, backoffMs: backoffDelay(job) }, number) },
+        async delayUntil(at) {
+          await job.moveToDelayed(Math.max(at.getTime(), Date.now()) + 20, token);
+          throw new DelayedError();
+        },
+      };
+      return kind.handle(ctx, payload.data);
     },
     {
       connection: redisConnection(config),
@@ -57,7 +79,22 @@ export function startGradingWorker(config: WorkerConfig, db: Db, problemSets: Pr
       maxStalledCount: 2,
     },
   );
+  // A stalled job's worker died (or froze) holding it: let its kind free what that worker held, if it safely can.
+  worker.on("stalled", (jobId) => {
+    void (async () => {
+      const job = await Job.fromId(worker, jobId);
+      const kind = job && findKind(job.name, kinds);
+      const payload = kind?.schema.safeParse(job!.data);
+      if (kind?.abandoned && payload?.success) await kind.abandoned(deps, payload.data);
+      log.warn({ jobId, name: job?.name }, "job stalled: its worker stopped responding");
+    })().catch((err: unknown) => log.error({ err, jobId }, "handling a stalled job failed; the outbox will recover it"));
+  });
   worker.on("error", (err) => log.error({ err }, "grading worker error"));
   worker.on("closed", () => void runtime?.close());
   return worker;
 }
+
+const backoffDelay = (job: Job): number => {
+  const b = job.opts.backoff;
+  return typeof b === "number" ? b : (b?.delay ?? 0);
+};

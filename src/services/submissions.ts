@@ -4,6 +4,7 @@ import { AppError, ConflictError, NotFoundError, UnprocessableError } from "../e
 import { studentSeed } from "../lib/crypto.ts";
 import { isUniqueViolation } from "../lib/prisma-errors.ts";
 import { enqueueGrading, type GradingQueue } from "../grading/queue.ts";
+import { supersede } from "../grading/states.ts";
 import { isStaff, memberRole, requireStaff, requireUser, type CourseRole } from "./access.ts";
 import { audit } from "./audit.ts";
 import type { Principal } from "./auth.ts";
@@ -141,12 +142,12 @@ export class SubmissionService {
     return (await this.db.submission.count({ where: { userId, assignmentId, problemSlug, idempotencyKey } })) > 0;
   }
 
-  /** Redis down must not lose the submission: it is in Postgres already, and the sweeper enqueues it later. */
+  /** Redis down must not lose the submission: it is in Postgres already, and the outbox enqueues it later. */
   private async enqueue(submissionId: string, run: number) {
     try {
       await enqueueGrading(this.queue, { submissionId, run });
     } catch (err) {
-      this.log.warn({ err, submissionId }, "enqueue failed; the sweeper will pick the submission up");
+      this.log.warn({ err, submissionId }, "enqueue failed; the outbox will pick the submission up");
     }
   }
 
@@ -250,22 +251,13 @@ export class SubmissionService {
     await requireStaff(this.db, p, s.assignment.courseId);
     const current = await this.problemSets.currentProblem(s.assignment.problemSetId, s.problemSlug);
     const updated = await this.db.$transaction(async (tx) => {
-      const u = await tx.submission.update({
-        where: { id },
-        data: {
-          status: "queued",
-          gradingRun: { increment: 1 },
-          claims: 0,
-          statusAt: new Date(),
-          lastError: null,
-          ...(current ? { problemId: current.problem.id } : {}),
-        },
-      });
-      await audit(tx, p.userId, "submission.regrade", { type: "submission", id }, { run: u.gradingRun });
+      const u = await supersede(tx, id, current?.problem.id);
+      if (!u) throw new NotFoundError("Submission", id);
+      await audit(tx, p.userId, "submission.regrade", { type: "submission", id }, { run: u.run });
       return u;
     });
-    await this.enqueue(id, updated.gradingRun);
-    return { id, status: updated.status, run: updated.gradingRun };
+    await this.enqueue(id, updated.run);
+    return { id, status: updated.status, run: updated.run };
   }
 }
 

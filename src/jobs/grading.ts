@@ -1,0 +1,40 @@
+import { gradeSubmission } from "../grading/grade-submission.ts";
+import { GRADING_JOB, gradingJobSchema, gradingRetry, jobIdFor, type GradingJob } from "../grading/queue.ts";
+import { recoverable, release, takeForRecovery } from "../grading/states.ts";
+import { gradingOutcomes } from "../metrics.ts";
+import type { JobKind } from "./registry.ts";
+
+/** Grading one run of one submission: the first job kind. */
+export const gradingKind: JobKind<GradingJob> = {
+  name: GRADING_JOB,
+  schema: gradingJobSchema,
+  jobId: jobIdFor,
+  retry: gradingRetry,
+
+  async handle(ctx, job) {
+    const { log } = ctx.deps;
+    try {
+      const outcome = await gradeSubmission(ctx.deps, job, ctx.attempt);
+      // Another worker holds a live lease on the run, or it is backing off: come back when that ends.
+      if (typeof outcome === "object") return await ctx.delayUntil(outcome.busyUntil);
+      log.info({ ...job, outcome, jobId: ctx.jobId }, "graded");
+      return outcome;
+    } catch (err) {
+      const { number, last } = ctx.attempt;
+      if (err instanceof Error && err.name === "DelayedError") throw err;
+      log.warn({ err, ...job, attempt: number, last }, "grading attempt failed");
+      gradingOutcomes.inc({ outcome: last ? "failed" : "retried" });
+      throw err;
+    }
+  },
+
+  async recover(db, { graceMs, limit }) {
+    const rows = await recoverable(db, graceMs, limit);
+    return rows.map((r) => ({ payload: { submissionId: r.submissionId, run: r.run }, take: () => takeForRecovery(db, r) }));
+  },
+
+  // Only a lease that has passed is released; a paused worker that still holds a live one may yet finish.
+  async abandoned(deps, job) {
+    await release(deps.db, job, null, "The worker grading this stopped responding; grading again.", 0);
+  },
+};
