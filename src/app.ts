@@ -3,6 +3,7 @@ import multipart from "@fastify/multipart";
 import rateLimit from "@fastify/rate-limit";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
+import underPressure from "@fastify/under-pressure";
 import Fastify, { type FastifyInstance } from "fastify";
 import { Redis } from "ioredis";
 import {
@@ -18,7 +19,7 @@ import { frameworkErrors, installErrorHandling } from "./error-handler.ts";
 import { AppError, UnauthorizedError } from "./errors.ts";
 import type { GradingQueue } from "./grading/queue.ts";
 import { WindowCounter } from "./lib/window-counter.ts";
-import { httpDuration, registerQueueDepth } from "./metrics.ts";
+import { httpDuration, pressureRejections, registerQueueDepth, registerQueueLag } from "./metrics.ts";
 import { courseRoutes } from "./routes/courses.ts";
 import { operationRoutes } from "./routes/operations.ts";
 import { problemSetRoutes } from "./routes/problem-sets.ts";
@@ -83,6 +84,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.decorate("services", buildServices(deps, app.log));
   app.decorateRequest("principal", null as unknown as Principal);
   registerQueueDepth(deps.queue);
+  registerQueueLag(deps.db);
 
   app.addHook("onResponse", async (req, reply) => {
     httpDuration.observe(
@@ -93,6 +95,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   // Security headers on every response; helmet's default CSP suits Swagger UI, which loads no inline script.
   await app.register(helmet);
+  await registerBackpressure(app, config);
   await app.register(swagger, {
     openapi: {
       openapi: "3.1.0",
@@ -171,4 +174,33 @@ function trustedProxies(setting: string): string[] | false {
     .map((s) => s.trim())
     .filter(Boolean);
   return list.length ? list : false;
+}
+
+/** Probes that answer even when the process is loaded: liveness, readiness (dependencies only), and the metrics that show why. */
+const UNDER_ANY_PRESSURE = new Set(["/healthz", "/readyz", "/metrics"]);
+
+/**
+ * Past a threshold (event-loop delay, heap, RSS; sampled every PRESSURE_SAMPLE_MS) the API answers 503 OVERLOADED
+ * with Retry-After at once, before any work (before the body is read), instead of letting requests queue up and time out.
+ */
+async function registerBackpressure(app: FastifyInstance, config: Config) {
+  const retryAfter = config.PRESSURE_RETRY_AFTER_S;
+  await app.register(underPressure, {
+    maxEventLoopDelay: config.PRESSURE_MAX_EVENT_LOOP_DELAY_MS,
+    maxHeapUsedBytes: config.PRESSURE_MAX_HEAP_MB * 1024 * 1024,
+    maxRssBytes: config.PRESSURE_MAX_RSS_MB * 1024 * 1024,
+    sampleInterval: config.PRESSURE_SAMPLE_MS,
+    retryAfter,
+    exposeStatusRoute: false,
+    pressureHandler: async (req, reply, type, value) => {
+      if (UNDER_ANY_PRESSURE.has(req.routeOptions.url ?? "")) return;
+      pressureRejections.inc({ reason: type });
+      reply.header("retry-after", retryAfter);
+      throw new AppError(503, "OVERLOADED", `The server is overloaded (${type}); retry in ${retryAfter} s with the same Idempotency-Key.`, {
+        retryAfterSeconds: retryAfter,
+        reason: type,
+        value: typeof value === "number" ? Math.round(value) : undefined,
+      });
+    },
+  });
 }

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { Db } from "./db.ts";
 import type { GradingQueue } from "./grading/queue.ts";
 import { safeEqual } from "./lib/crypto.ts";
 
@@ -36,17 +37,67 @@ export const httpDuration = new Histogram({
   registers: [registry],
 });
 
+export const pressureRejections = new Counter({
+  name: "autograder_http_overloaded_total",
+  help: "Requests answered 503 OVERLOADED by the backpressure check, by what was over its threshold",
+  labelNames: ["reason"] as const,
+  registers: [registry],
+});
+
+/** A scrape must not hang or fail on a dependency that is down: a reading that fails is left out of this scrape. */
+async function read<T>(what: Promise<T>, ms = 2000): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+  try {
+    return await Promise.race([what, timeout]);
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Replaces a gauge of the same name, so that tests building several apps in one process do not collide. */
+function gauge<L extends string>(config: ConstructorParameters<typeof Gauge<L>>[0]): Gauge<L> {
+  if (registry.getSingleMetric(config.name)) registry.removeSingleMetric(config.name);
+  return new Gauge({ ...config, registers: [registry] });
+}
+
 /** Queue depth is read from Redis at scrape time, so it is right whichever process enqueued. */
 export function registerQueueDepth(queue: GradingQueue): void {
-  if (registry.getSingleMetric("autograder_grading_queue_jobs")) registry.removeSingleMetric("autograder_grading_queue_jobs");
-  new Gauge({
+  gauge({
     name: "autograder_grading_queue_jobs",
     help: "Jobs in the grading queue by state",
     labelNames: ["state"] as const,
-    registers: [registry],
     async collect() {
-      const counts = await queue.getJobCounts("waiting", "active", "delayed", "failed", "completed", "prioritized");
-      for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+      this.reset();
+      const counts = await read(queue.getJobCounts("waiting", "active", "delayed", "failed", "completed", "prioritized"));
+      for (const [state, n] of Object.entries(counts ?? {})) this.set({ state }, n);
+    },
+  });
+}
+
+/** Lag from Postgres, the source of truth (it counts work Redis lost too): how many wait in `queued`, the oldest how long. */
+export function registerQueueLag(db: Db): void {
+  gauge({
+    name: "autograder_grading_oldest_queued_seconds",
+    help: "Age of the oldest submission waiting in queued (seconds since it was queued; 0 when none waits)",
+    async collect() {
+      this.reset();
+      const rows = await read(
+        db.$queryRaw<{ oldest: Date | null }[]>`SELECT min("statusAt") AS oldest FROM "Submission" WHERE status = 'queued'`,
+      );
+      const oldest = rows?.[0]?.oldest;
+      if (rows) this.set(oldest ? Math.max(0, (Date.now() - oldest.getTime()) / 1000) : 0);
+    },
+  });
+  gauge({
+    name: "autograder_grading_queued_submissions",
+    help: "Submissions in Postgres waiting to be graded (status queued)",
+    async collect() {
+      this.reset();
+      const rows = await read(db.$queryRaw<{ n: bigint }[]>`SELECT count(*) AS n FROM "Submission" WHERE status = 'queued'`);
+      if (rows) this.set(Number(rows[0]?.n ?? 0));
     },
   });
 }
