@@ -3,7 +3,7 @@ import type { GradingQueue } from "../grading/queue.ts";
 import { outboxRecovered } from "../metrics.ts";
 import { enqueue, JOB_KINDS, type AnyJobKind } from "./registry.ts";
 
-const LIVE_STATES = new Set(["waiting", "delayed", "active", "prioritized", "waiting-children"]);
+const LIVE_STATES = new Set(["waiting", "paused", "delayed", "active", "prioritized", "waiting-children"]);
 
 export interface OutboxOptions {
   /** Work younger than this is left to its own enqueue (GRADING_STALE_AFTER_S). */
