@@ -1,0 +1,205 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { audit, expectedFigures, Recovery, report, settle, type Figures } from "./helpers/check.ts";
+import { createCluster, FAULT_ENV, type Cluster, type Proc } from "./helpers/cluster.ts";
+import { Duplicator } from "./helpers/duplicates.ts";
+import { createAssignment, createWorld, startStream, type StreamOptions, type World } from "./helpers/load.ts";
+import { restartPostgres, restartRedis } from "./helpers/services.ts";
+
+/**
+ * The guarantees of the README's "Guarantees" section, tried on real processes: the API and two workers
+ * as children (`node --import tsx src/main.ts api|worker`), the machine's Postgres and Redis, and a stream
+ * of 300 answers from 20 students on 8 clients that retry with their Idempotency-Key.
+ */
+const TOTAL = 300;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let c: Cluster;
+let world: World;
+const lines: string[] = [];
+
+beforeAll(async () => {
+  c = await createCluster("stream");
+  await c.ensureUp();
+  world = await createWorld(c.baseUrl, 20);
+});
+
+afterEach(async (ctx) => {
+  if (ctx.task.result?.state === "fail") for (const p of [c.api, ...c.workers]) console.log(`--- ${p.name} log ---\n${await c.logTail(p)}`);
+});
+
+afterAll(async () => {
+  if (lines.length) console.log(lines.join("\n"));
+  await c?.close();
+});
+
+/** One fault test: a fresh assignment, a stream, the fault script while it runs, then the audit. */
+async function underFault(
+  name: string,
+  fault: (ctx: { mark: () => void; progress: () => number; streamDone: () => boolean }) => Promise<void>,
+  opts: Partial<StreamOptions> = {},
+): Promise<Figures> {
+  await c.ensureUp();
+  const assignmentId = await createAssignment(world, name);
+  const recovery = new Recovery(c.pool, c.baseUrl);
+  let faultDone: () => void = () => undefined;
+  const after = new Promise<void>((resolve) => (faultDone = resolve));
+  const stream = startStream(world, { assignmentId, total: TOTAL, concurrency: 8, paceMs: 250, tail: { share: 0.9, after }, ...opts });
+  let finished = false;
+  const streamDone = stream.done.finally(() => (finished = true));
+  const mark = () => recovery.mark(stream.sent);
+  try {
+    await fault({ mark, progress: () => stream.acceptedCount() / TOTAL, streamDone: () => finished });
+  } finally {
+    faultDone();
+  }
+  const figures = await streamDone;
+  await settle(c.pool, assignmentId);
+  const f = await audit(c.pool, assignmentId, stream.sent, figures, await recovery.worst());
+  lines.push(report(name, f));
+  return f;
+}
+
+/** Waits until the stream has reached this share of its answers. */
+async function at(progress: () => number, share: number) {
+  while (progress() < share) await sleep(50);
+}
+
+/** Waits (up to a bound) until this worker holds a grading lease, so a fault lands while it grades. */
+async function whenGrading(p: Proc, timeoutMs = 3000): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const { rows } = await c.pool.query<{ by: string | null }>(`SELECT "claimedBy" AS by FROM "Submission" WHERE status = 'running'`);
+    if (rows.some((r) => r.by?.split(":").includes(String(c.pid(p))))) return true;
+    // Without a lease owner recorded, any running submission means the workers are grading.
+    if (rows.some((r) => r.by === null)) return true;
+    await sleep(20);
+  }
+  return false;
+}
+
+describe("guarantees under real faults", () => {
+  it("a worker SIGKILLed while grading, five times during the stream", async () => {
+    let kills = 0;
+    let during = 0;
+    let whileGrading = 0;
+    const f = await underFault(
+      "worker SIGKILL x5",
+      async ({ mark, progress, streamDone }) => {
+        await at(progress, 0.05);
+        // A killed worker restarts in the background (a start takes seconds); the next kill takes a ready one.
+        const restarting = new Map<Proc, Promise<void>>();
+        while (kills < 5) {
+          const ready = c.workers.filter((w) => !restarting.has(w));
+          if (!ready.length) {
+            await Promise.race(restarting.values());
+            continue;
+          }
+          const w = ready[kills % ready.length]!;
+          if (await whenGrading(w)) whileGrading++;
+          await c.stop(w, "SIGKILL");
+          kills++;
+          if (!streamDone()) during++;
+          mark();
+          restarting.set(
+            w,
+            c.start(w).finally(() => restarting.delete(w)),
+          );
+          await sleep(1500);
+        }
+        await Promise.all(restarting.values());
+      },
+      { paceMs: 400 },
+    );
+    console.log(`[faults] worker SIGKILL x5: ${during} of ${kills} kills during the stream, ${whileGrading} while grading`);
+    expect(during).toBe(5);
+    expect(f).toMatchObject(expectedFigures(f));
+  });
+
+  it("the API SIGKILLed mid-stream: clients retry with their Idempotency-Key, each answer exists once", async () => {
+    const f = await underFault("API SIGKILL", async ({ mark, progress }) => {
+      await at(progress, 0.3);
+      await c.stop(c.api, "SIGKILL");
+      mark();
+      await sleep(1000);
+      await c.start(c.api);
+    });
+    expect(f.networkErrors).toBeGreaterThan(0);
+    expect(f).toMatchObject(expectedFigures(f));
+  });
+
+  it("the same job delivered twice, and a lease expiring under a paused worker: one grade, not two", async () => {
+    const dup = new Duplicator(c.redis, c.prefix, process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
+    let n = 0;
+    dup.start();
+    let paused = false;
+    const f = await underFault(
+      "duplicate delivery + lease expiry",
+      async ({ mark, progress }) => {
+        await at(progress, 0.3);
+        const w = c.workers[0]!;
+        paused = await whenGrading(w);
+        c.signal(w, "SIGSTOP");
+        mark();
+        // Past the lease and the stalled-job check, so another worker may take the run while this one sleeps.
+        await sleep(4 * Number(FAULT_ENV.GRADING_LOCK_MS) + 1000);
+        c.signal(w, "SIGCONT");
+      },
+      { onAccepted: (s) => n++ % 5 === 0 && dup.want(s.id!) },
+    );
+    await dup.stop();
+    console.log(`[faults] duplicate delivery: ${dup.added} jobs delivered twice; worker paused while grading: ${paused}`);
+    expect(dup.added).toBeGreaterThan(20);
+    expect(c.running(c.workers[0]!)).toBe(true);
+    expect(f).toMatchObject(expectedFigures(f));
+  });
+
+  it("Redis flushed mid-stream (every key under the queue prefix)", async () => {
+    let deleted = 0;
+    const f = await underFault("Redis flush", async ({ mark, progress }) => {
+      await at(progress, 0.4);
+      deleted = await c.flushQueues();
+      mark();
+    });
+    console.log(`[faults] Redis flush: ${deleted} keys deleted`);
+    expect(deleted).toBeGreaterThan(0);
+    expect(f).toMatchObject(expectedFigures(f));
+  });
+
+  it("SIGTERM of every process during the stream, then start again: nothing lost, nothing left leased", async () => {
+    let codes: (number | null)[] = [];
+    let leftRunning = -1;
+    const f = await underFault("SIGTERM all + restart", async ({ mark, progress }) => {
+      await at(progress, 0.4);
+      codes = await Promise.all([c.api, ...c.workers].map((p) => c.stop(p, "SIGTERM")));
+      mark();
+      leftRunning = (await c.pool.query(`SELECT count(*)::int AS n FROM "Submission" WHERE status = 'running'`)).rows[0].n;
+      await c.ensureUp();
+    });
+    console.log(`[faults] SIGTERM all: exit codes ${codes.join(",")}; running after shutdown: ${leftRunning}`);
+    expect(codes).toEqual([0, 0, 0]);
+    expect(leftRunning).toBe(0);
+    expect(f).toMatchObject(expectedFigures(f));
+  });
+
+  it("Redis restarted mid-stream (shutdown nosave, then started again)", async () => {
+    const f = await underFault("Redis restart", async ({ mark, progress }) => {
+      await at(progress, 0.4);
+      await restartRedis(1000);
+      mark();
+    });
+    expect([c.api, ...c.workers].every((p) => c.running(p))).toBe(true);
+    expect(f).toMatchObject(expectedFigures(f));
+  });
+
+  it("Postgres restarted mid-stream: the API answers 503 in the error shape meanwhile and recovers by itself", async () => {
+    const f = await underFault("Postgres restart", async ({ mark, progress }) => {
+      await at(progress, 0.4);
+      await restartPostgres();
+      mark();
+    });
+    // Nothing was restarted by the test: the processes found Postgres again themselves.
+    expect([c.api, ...c.workers].every((p) => c.running(p))).toBe(true);
+    expect(f.unavailable).toBeGreaterThan(0);
+    expect(f).toMatchObject(expectedFigures(f));
+  });
+});
