@@ -58,7 +58,8 @@ const aliasBomb = () => {
 };
 
 const fresh = numeric("1");
-const MANY = Array.from({ length: 400 }, (_, i) => i);
+// Each check takes tens of milliseconds; together they take well past the budget on any machine.
+const MANY = Array.from({ length: 1500 }, (_, i) => i);
 const CASES: [name: string, bundle: () => Buffer, file: string, path: string, reason: RegExp][] = [
   [
     "a path that climbs out",
@@ -120,7 +121,7 @@ const CASES: [name: string, bundle: () => Buffer, file: string, path: string, re
     /checking the bundle needed more than the 128 MiB a grading thread may use/,
   ],
   [
-    // Each expression is within the limits; four hundred of them together are not within the budget.
+    // Each expression is within the limits; fifteen hundred of them together are not within the budget.
     "a bundle whose checks together take longer than the budget",
     () =>
       tgz([
@@ -129,12 +130,13 @@ const CASES: [name: string, bundle: () => Buffer, file: string, path: string, re
       ]),
     "",
     "",
-    /checking the bundle took longer than 10 s/,
+    /checking the bundle took longer than 30 s/,
   ],
 ];
 
 beforeAll(async () => {
-  h = await createHarness("hostile_bundles", { GRADER_TIMEOUT_S: "10", GRADER_THREAD_MEMORY_MB: "128", GRADER_THREADS: "2" });
+  // A budget long enough that the heap cap, not the clock, stops the YAML case even on a loaded machine.
+  h = await createHarness("hostile_bundles", { GRADER_TIMEOUT_S: "30", GRADER_THREAD_MEMORY_MB: "128", GRADER_THREADS: "2" });
   // As main.ts does: the API's bundle checks run in the process's grader threads, sized by this config.
   configureThreads(h.config);
   w = await createWorld(h, { students: 0 });
@@ -155,7 +157,8 @@ describe("hostile bundles through POST /v1/problem-sets", () => {
       // The event loop stays free while the bundle is checked.
       const started = performance.now();
       expect((await h.call("GET", "/healthz")).statusCode).toBe(200);
-      expect(performance.now() - started).toBeLessThan(1000);
+      // Generous: it only has to show the loop is not held for the whole check.
+      expect(performance.now() - started).toBeLessThan(3000);
 
       const res = await upload;
       expect(res.statusCode, res.body).toBe(422);
@@ -165,7 +168,7 @@ describe("hostile bundles through POST /v1/problem-sets", () => {
       expect(await h.db.problemSet.count()).toBe(sets);
       expect((await h.call("GET", "/v1/problem-sets", { token: w.instructor.token })).statusCode).toBe(200);
     },
-    60_000,
+    120_000,
   );
 
   it("an honest bundle is still accepted after all of them", async () => {
