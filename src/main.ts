@@ -1,3 +1,6 @@
+import type { Server } from "node:http";
+import type { Worker } from "bullmq";
+import type { FastifyInstance } from "fastify";
 import { Redis } from "ioredis";
 import { pino } from "pino";
 import { buildApp, buildServices } from "./app.ts";
@@ -9,6 +12,9 @@ import { createGradingQueue } from "./grading/queue.ts";
 import { startGradingWorker } from "./grading/worker.ts";
 import { startWorkerHttp } from "./grading/worker-http.ts";
 import { closeThreads, configureThreads } from "./grading/threads/index.ts";
+import { closeSandboxPools } from "./grading/onnx/sandbox-pool.ts";
+import { bounded, drainWorker } from "./lib/shutdown.ts";
+import { registerQueueDepth, registerQueueLag } from "./metrics.ts";
 import { startOutbox } from "./jobs/outbox.ts";
 
 type Mode = "api" | "worker" | "all";
@@ -68,7 +74,12 @@ async function main(mode: Mode) {
   }
 
   const queue = createGradingQueue(config);
-  const closers: (() => Promise<unknown>)[] = [];
+  // What shutdown stops, in its order: outbox, then API and worker together, then the rest.
+  let api: FastifyInstance | undefined;
+  let worker: Worker | undefined;
+  let outbox: { stop(): unknown } | undefined;
+  let workerHttp: Server | undefined;
+  const log = pino({ level: config.LOG_LEVEL, name: "worker" });
   // One grader-thread pool for the process: the API's bundle and model checks and the worker's graders.
   configureThreads(config);
 
@@ -86,36 +97,46 @@ async function main(mode: Mode) {
       }
     }
     await app.listen({ port: config.PORT, host: config.HOST });
-    closers.push(() => app.close());
+    api = app;
   }
 
   if (mode !== "api") {
-    const log = pino({ level: config.LOG_LEVEL, name: "worker" });
     const services = buildServices({ config, db, queue }, log);
-    const worker = startGradingWorker(config, db, services.problemSets, log);
-    const outbox = startOutbox(
-      db,
-      queue,
-      { graceMs: config.GRADING_STALE_AFTER_S * 1000, intervalMs: config.SWEEP_INTERVAL_S * 1000 },
-      log,
-    );
+    worker = startGradingWorker(config, db, services.problemSets, log);
+    outbox = startOutbox(db, queue, { graceMs: config.GRADING_STALE_AFTER_S * 1000, intervalMs: config.SWEEP_INTERVAL_S * 1000 }, log);
     log.info({ concurrency: config.WORKER_CONCURRENCY }, "grading worker started");
-    closers.unshift(
-      () => outbox.stop(),
-      () => worker.close(),
-    );
     if (mode === "worker" && config.WORKER_METRICS_PORT) {
-      const server = await startWorkerHttp(config.WORKER_METRICS_PORT, config.HOST, config.METRICS_TOKEN);
-      closers.push(() => new Promise((resolve) => server.close(resolve)));
+      // A worker-only process serves its own /metrics: the queue's depth and lag as the API shows them.
+      registerQueueDepth(queue);
+      registerQueueLag(db);
+      workerHttp = await startWorkerHttp(config.WORKER_METRICS_PORT, config.HOST, config.METRICS_TOKEN);
     }
   }
 
+  /**
+   * SIGTERM/SIGINT: the API stops accepting and finishes its in-flight requests; the worker takes no new job
+   * and gives its running grades SHUTDOWN_GRACE_S, then hands the rest back to the queue (drainWorker); the
+   * sandbox children and grader threads stop; exit 0. A second signal ends the process at once.
+   */
   const shutdown = async (signal: string) => {
-    console.error(`${signal}: shutting down (in-flight grades finish first)`);
-    for (const close of closers) await close().catch(() => undefined);
-    await queue.close();
-    await closeThreads();
-    await db.$disconnect();
+    const graceMs = config.SHUTDOWN_GRACE_S * 1000;
+    console.error(
+      `${signal}: shutting down: no new requests or jobs; running grades have ${config.SHUTDOWN_GRACE_S} s to finish, then go back to the queue`,
+    );
+    process.once(signal, () => process.exit(130));
+    // Whatever hangs (a dependency that does not answer), the process does not outlive the grace by much.
+    setTimeout(() => {
+      console.error("Shutdown did not complete in time; exiting.");
+      process.exit(1);
+    }, graceMs + 20_000).unref();
+    await bounded(async () => outbox?.stop(), 5000);
+    const [, drained] = await Promise.all([api && bounded(() => api!.close(), graceMs), worker && drainWorker(worker, db, graceMs, log)]);
+    await bounded(() => closeSandboxPools(), 10_000);
+    await bounded(() => closeThreads(), 5000);
+    if (workerHttp) await bounded(() => new Promise((resolve) => workerHttp!.close(resolve)), 2000);
+    await bounded(() => queue.close(), 5000);
+    await bounded(() => db.$disconnect(), 5000);
+    console.error(`${signal}: stopped${drained?.released ? ` (${drained.released} grade(s) handed back to the queue)` : ""}.`);
     process.exit(0);
   };
   process.once("SIGTERM", () => void shutdown("SIGTERM"));

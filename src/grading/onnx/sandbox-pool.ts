@@ -249,6 +249,14 @@ interface Waiter {
   timer: NodeJS.Timeout;
 }
 
+/** Every pool not yet closed, so that process shutdown can end all children, whoever created the pool. */
+const openPools = new Set<SandboxPool>();
+
+/** Process shutdown: kills every sandbox child (warming spares included) and waits for their exits. */
+export async function closeSandboxPools(): Promise<void> {
+  await Promise.all([...openPools].map((p) => p.close()));
+}
+
 export class SandboxPool {
   private readonly all = new Set<SandboxChild>();
   private idle: SandboxChild[] = [];
@@ -260,6 +268,7 @@ export class SandboxPool {
   readonly counters = { spawned: 0, recycled: 0, killed: 0 };
 
   constructor(private readonly opts: PoolOptions) {
+    openPools.add(this);
     this.refill();
   }
 
@@ -309,6 +318,7 @@ export class SandboxPool {
 
   async close() {
     this.closed = true;
+    openPools.delete(this);
     for (const w of this.waiters.splice(0)) {
       clearTimeout(w.timer);
       w.reject(new Error("sandbox pool is closed"));
