@@ -2,6 +2,8 @@ import { Worker } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gradeSubmission } from "../src/grading/grade-submission.ts";
 import { enqueueGrading, jobIdFor, QUEUE_NAME, redisConnection } from "../src/grading/queue.ts";
+import { claim } from "../src/grading/states.ts";
+import { startGradingWorker } from "../src/grading/worker.ts";
 import { recoverOnce } from "../src/jobs/outbox.ts";
 import { threadPool } from "../src/grading/threads/index.ts";
 import { createAssignment, createHarness, createWorld, waitForGrade, type Harness, type World } from "./helpers/harness.ts";
@@ -116,15 +118,26 @@ describe("nothing is lost", () => {
     });
     const job = await doomed.getNextJob("doomed-token");
     expect(job?.id).toBe(jobIdFor({ submissionId: id, run: 1 }));
-    await h.db.submission.update({ where: { id }, data: { status: "running", claims: 1 } });
+    const lease = await claim(h.db, { submissionId: id, run: 1 }, "doomed-holder", 1000);
+    expect(lease).not.toBeNull();
     await doomed.close(true);
     expect((await h.db.submission.findUniqueOrThrow({ where: { id } })).status).toBe("running");
 
-    // A live worker's stalled-job check finds the dead lock and grades the job.
-    const worker = h.startWorker();
-    expect(await waitForGrade(h, id, w.students[0]!.token, 20_000)).toMatchObject({ status: "graded", score: 2 });
-    expect(await h.db.grade.count({ where: { submissionId: id } })).toBe(1);
-    await worker.close();
+    // A live worker's stalled-job check finds the dead lock, hands the run back, and grades the job.
+    const logged: string[] = [];
+    const log = { info() {}, warn: (_: object, msg: string) => logged.push(msg), error: (_: object, msg: string) => logged.push(msg) };
+    const worker = startGradingWorker(h.config, h.db, h.app.services.problemSets, log);
+    try {
+      expect(await waitForGrade(h, id, w.students[0]!.token, 20_000)).toMatchObject({ status: "graded", score: 2 });
+      expect(await h.db.grade.count({ where: { submissionId: id } })).toBe(1);
+      const s = await h.db.submission.findUniqueOrThrow({ where: { id } });
+      expect(s.claims).toBe(2);
+      expect(s.claimedBy).toBeNull();
+      expect(logged).toContain("job stalled: its worker stopped responding");
+      expect(logged.filter((m) => /failed/.test(m))).toEqual([]);
+    } finally {
+      await worker.close();
+    }
   });
 
   it("a run that keeps killing workers ends `failed` and visible to staff, never stuck", async () => {
