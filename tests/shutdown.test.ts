@@ -118,9 +118,20 @@ describe("graceful shutdown", { timeout: 180_000 }, () => {
   });
 
   it("SIGTERM of a worker whose grade outlasts SHUTDOWN_GRACE_S: the run goes back to the queue, another worker grades it once", async () => {
-    const p = start("worker", { SHUTDOWN_GRACE_S: "1", GRADING_LOCK_MS: "2000" });
+    const metricsPort = await freePort();
+    const p = start("worker", {
+      SHUTDOWN_GRACE_S: "1",
+      GRADING_LOCK_MS: "2000",
+      WORKER_METRICS_PORT: String(metricsPort),
+      HOST: "127.0.0.1",
+    });
     const id = await submit(1);
     await waitUntilRunning(id, p.output);
+    // The worker's own /metrics shows the queue as the API's does: the job it holds is active, none waits.
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(metrics).toMatch(/^autograder_grading_queue_jobs\{state="active"\} 1$/m);
+    expect(metrics).toMatch(/^autograder_grading_queued_submissions 0$/m);
+    expect(metrics).toMatch(/^autograder_grading_oldest_queued_seconds 0$/m);
     const signalled = Date.now();
     p.child.kill("SIGTERM");
     expect(await p.exited).toBe(0);
