@@ -53,6 +53,13 @@ describe("starting the platform", () => {
     expect(p.output()).not.toMatch(/\n\s+at /);
   });
 
+  it("a bad cache, shutdown or backpressure setting is named", async () => {
+    const p = run("api", { PROBLEM_CACHE_MB: "-1", SHUTDOWN_GRACE_S: "soon", PRESSURE_MAX_RSS_MB: "lots" });
+    expect(await p.exited).toBe(1);
+    for (const name of ["PROBLEM_CACHE_MB", "SHUTDOWN_GRACE_S", "PRESSURE_MAX_RSS_MB"]) expect(p.output()).toContain(name);
+    expect(p.output()).not.toMatch(/\n\s+at /);
+  });
+
   it("NODE_ENV=production without SEED_SECRET refuses to start, naming it", async () => {
     const saved = process.env.SEED_SECRET;
     delete process.env.SEED_SECRET; // run() passes the test's environment on
