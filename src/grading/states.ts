@@ -59,6 +59,12 @@ export interface Claimed extends Lease {
 const NOW = Prisma.sql`(now() AT TIME ZONE 'UTC')`;
 const after = (ms: number) => Prisma.sql`(${NOW} + ${Math.round(ms)}::int * interval '1 millisecond')`;
 const status = (s: State) => Prisma.sql`${s}::"SubmissionStatus"`;
+/** The table above, applied: a transition's UPDATE matches only rows in the states it may leave. */
+const from = (op: Transition) => Prisma.sql`status IN (${Prisma.join(TRANSITIONS[op].from.map(status))})`;
+function to(op: Transition, s: State) {
+  if (!(TRANSITIONS[op].to as readonly State[]).includes(s)) throw new Error(`${op} cannot enter ${s}`);
+  return status(s);
+}
 /** The claim's precondition, shared with claimableAt so both say the same thing. */
 const CLAIMABLE = Prisma.sql`(
   (status = 'queued' AND ("availableAt" IS NULL OR "availableAt" <= ${NOW}))
@@ -68,9 +74,9 @@ const CLAIMABLE = Prisma.sql`(
 export async function claim(db: Client, ref: RunRef, holder: string, leaseMs: number): Promise<Claimed | null> {
   const rows = await db.$queryRaw<{ claims: number; leaseUntil: Date }[]>`
     UPDATE "Submission"
-    SET status = ${status("running")}, "claimedBy" = ${holder}, "leaseUntil" = ${after(leaseMs)},
+    SET status = ${to("claim", "running")}, "claimedBy" = ${holder}, "leaseUntil" = ${after(leaseMs)},
         "availableAt" = NULL, "statusAt" = ${NOW}, claims = claims + 1
-    WHERE id = ${ref.submissionId}::uuid AND "gradingRun" = ${ref.run} AND ${CLAIMABLE}
+    WHERE id = ${ref.submissionId}::uuid AND "gradingRun" = ${ref.run} AND ${from("claim")} AND ${CLAIMABLE}
     RETURNING claims, "leaseUntil"`;
   const r = rows[0];
   return r ? { ...ref, holder, claims: r.claims, leaseUntil: r.leaseUntil } : null;
@@ -80,7 +86,7 @@ export async function claim(db: Client, ref: RunRef, holder: string, leaseMs: nu
 export async function renew(db: Client, lease: Lease, leaseMs: number): Promise<boolean> {
   const n = await db.$executeRaw`
     UPDATE "Submission" SET "leaseUntil" = ${after(leaseMs)}
-    WHERE id = ${lease.submissionId}::uuid AND "gradingRun" = ${lease.run} AND status = 'running' AND "claimedBy" = ${lease.holder}`;
+    WHERE id = ${lease.submissionId}::uuid AND "gradingRun" = ${lease.run} AND ${from("renew")} AND "claimedBy" = ${lease.holder}`;
   return n === 1;
 }
 
@@ -99,9 +105,9 @@ export async function finish(db: Db, lease: Lease, result: Finish, grade: GradeD
   return db.$transaction(async (tx) => {
     const n = await tx.$executeRaw`
       UPDATE "Submission"
-      SET status = ${status(result.status)}, "gradedAt" = ${NOW}, "statusAt" = ${NOW}, "claimedBy" = NULL, "leaseUntil" = NULL,
+      SET status = ${to("finish", result.status)}, "gradedAt" = ${NOW}, "statusAt" = ${NOW}, "claimedBy" = NULL, "leaseUntil" = NULL,
           "lastError" = ${result.lastError?.slice(0, 2000) ?? null}, "lastErrorCode" = ${result.lastErrorCode}
-      WHERE id = ${lease.submissionId}::uuid AND "gradingRun" = ${lease.run} AND status = 'running' AND "claimedBy" = ${lease.holder}`;
+      WHERE id = ${lease.submissionId}::uuid AND "gradingRun" = ${lease.run} AND ${from("finish")} AND "claimedBy" = ${lease.holder}`;
     if (n !== 1) return false;
     await tx.grade.create({ data: { ...grade, submissionId: lease.submissionId, run: lease.run } });
     return true;
@@ -115,9 +121,9 @@ export async function finish(db: Db, lease: Lease, result: Finish, grade: GradeD
 export async function release(db: Client, ref: RunRef, holder: string | null, reason: string, backoffMs: number): Promise<boolean> {
   const n = await db.$executeRaw`
     UPDATE "Submission"
-    SET status = ${status("queued")}, "claimedBy" = NULL, "leaseUntil" = NULL, "availableAt" = ${after(Math.max(0, backoffMs))},
+    SET status = ${to("release", "queued")}, "claimedBy" = NULL, "leaseUntil" = NULL, "availableAt" = ${after(Math.max(0, backoffMs))},
         "statusAt" = ${NOW}, "lastError" = ${reason.slice(0, 2000)}
-    WHERE id = ${ref.submissionId}::uuid AND "gradingRun" = ${ref.run} AND status = 'running'
+    WHERE id = ${ref.submissionId}::uuid AND "gradingRun" = ${ref.run} AND ${from("release")}
       AND ${holder === null ? Prisma.sql`("leaseUntil" IS NULL OR "leaseUntil" < ${NOW})` : Prisma.sql`"claimedBy" = ${holder}`}`;
   return n === 1;
 }
@@ -129,10 +135,10 @@ export async function release(db: Client, ref: RunRef, holder: string | null, re
 export async function supersede(db: Client, submissionId: string, problemId?: string): Promise<{ run: number; status: State } | null> {
   const rows = await db.$queryRaw<{ run: number; status: State }[]>`
     UPDATE "Submission"
-    SET status = ${status("queued")}, "gradingRun" = "gradingRun" + 1, claims = 0, "claimedBy" = NULL, "leaseUntil" = NULL,
+    SET status = ${to("supersede", "queued")}, "gradingRun" = "gradingRun" + 1, claims = 0, "claimedBy" = NULL, "leaseUntil" = NULL,
         "availableAt" = NULL, "statusAt" = ${NOW}, "lastError" = NULL, "lastErrorCode" = NULL
         ${problemId ? Prisma.sql`, "problemId" = ${problemId}::uuid` : Prisma.empty}
-    WHERE id = ${submissionId}::uuid
+    WHERE id = ${submissionId}::uuid AND ${from("supersede")}
     RETURNING "gradingRun" AS run, status::text AS status`;
   return rows[0] ?? null;
 }
@@ -141,9 +147,9 @@ export async function supersede(db: Client, submissionId: string, problemId?: st
 export async function fail(db: Client, ref: RunRef, holder: string | null, reason: string, code: string): Promise<boolean> {
   const n = await db.$executeRaw`
     UPDATE "Submission"
-    SET status = ${status("failed")}, "claimedBy" = NULL, "leaseUntil" = NULL, "statusAt" = ${NOW},
+    SET status = ${to("fail", "failed")}, "claimedBy" = NULL, "leaseUntil" = NULL, "statusAt" = ${NOW},
         "lastError" = ${reason.slice(0, 2000)}, "lastErrorCode" = ${code}
-    WHERE id = ${ref.submissionId}::uuid AND "gradingRun" = ${ref.run} AND status IN ('queued', 'running')
+    WHERE id = ${ref.submissionId}::uuid AND "gradingRun" = ${ref.run} AND ${from("fail")}
       ${holder === null ? Prisma.empty : Prisma.sql`AND "claimedBy" = ${holder}`}`;
   return n === 1;
 }
@@ -158,7 +164,7 @@ export async function claimableAt(db: Client, ref: RunRef): Promise<Date | null>
                 WHEN status = 'running' THEN "leaseUntil"
                 ELSE "availableAt" END AS at
     FROM "Submission"
-    WHERE id = ${ref.submissionId}::uuid AND "gradingRun" = ${ref.run} AND status IN ('queued', 'running')`;
+    WHERE id = ${ref.submissionId}::uuid AND "gradingRun" = ${ref.run} AND ${from("claim")}`;
   return rows[0]?.at ?? null;
 }
 
