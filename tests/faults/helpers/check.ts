@@ -38,10 +38,9 @@ export class Recovery {
     throw new Error(`not recovered within ${this.timeoutMs} ms`);
   }
 
-  /** The slowest recovery of all faults marked (ms), or NaN when one never recovered. */
-  async worst(): Promise<number> {
-    const times = await Promise.all(this.waits.map((w) => w.catch(() => NaN)));
-    return times.length ? Math.max(...times) : 0;
+  /** Each fault's recovery (ms), NaN for one that never recovered. */
+  all(): Promise<number[]> {
+    return Promise.all(this.waits.map((w) => w.catch(() => NaN)));
   }
 }
 
@@ -65,7 +64,9 @@ export interface Figures extends StreamFigures {
   /** Still queued/running at the end, and of those, running past their lease. */
   pending: number;
   stuck: number;
+  /** The slowest recovery of the test's faults, and each one. */
   recoverMs: number;
+  recoveries: number[];
 }
 
 interface Row {
@@ -81,12 +82,18 @@ interface Row {
  * What Postgres holds for the assignment against what the clients saw: each accepted answer exactly once,
  * with exactly one grade of its run carrying the score the answer deserves, and nothing left in flight.
  */
-export async function audit(pool: pg.Pool, assignmentId: string, sent: Sent[], stream: StreamFigures, recoverMs: number): Promise<Figures> {
+export async function audit(
+  pool: pg.Pool,
+  assignmentId: string,
+  sent: Sent[],
+  stream: StreamFigures,
+  recoveries: number[],
+): Promise<Figures> {
   const { rows } = await pool.query<Row>(
     `SELECT s.id, s.status, s."idempotencyKey" AS key,
             (SELECT count(*)::int FROM "Grade" g WHERE g."submissionId" = s.id AND g.kind = 'auto') AS grades,
             (SELECT array_agg(g.score) FROM "Grade" g WHERE g."submissionId" = s.id AND g.run = s."gradingRun") AS current,
-            (s.status = 'running' AND (s."leaseUntil" IS NULL OR s."leaseUntil" < now())) AS "pastLease"
+            (s.status = 'running' AND (s."leaseUntil" IS NULL OR s."leaseUntil" < (now() AT TIME ZONE 'UTC'))) AS "pastLease"
        FROM "Submission" s WHERE s."assignmentId" = $1`,
     [assignmentId],
   );
@@ -117,7 +124,8 @@ export async function audit(pool: pg.Pool, assignmentId: string, sent: Sent[], s
     wrong,
     pending: rows.filter((r) => r.status === "queued" || r.status === "running").length,
     stuck: rows.filter((r) => r.pastLease).length,
-    recoverMs,
+    recoverMs: recoveries.length ? Math.max(...recoveries) : 0,
+    recoveries,
   };
 }
 
@@ -128,6 +136,8 @@ export function report(fault: string, f: Figures): string {
     `wrong=${f.wrong} 5xx=${f.serverErrors} 503=${f.unavailable} network-errors=${f.networkErrors} requests=${f.requests} ` +
     `stuck=${f.stuck} recover=${Number.isFinite(f.recoverMs) ? `${(f.recoverMs / 1000).toFixed(1)}s` : "never"}`;
   console.log(line);
+  if (f.recoveries.length > 1)
+    console.log(`[faults] ${fault}: recoveries ${f.recoveries.map((ms) => (ms / 1000).toFixed(1)).join(", ")} s`);
   if (f.problems.length) console.log(`[faults] ${fault}: ${f.problems.join(" | ")}`);
   return line;
 }
