@@ -64,6 +64,22 @@ async function at(progress: () => number, share: number) {
   while (progress() < share) await sleep(50);
 }
 
+/**
+ * Grading keeps up with the stream, so Redis is usually empty: both workers are paused a moment first,
+ * so the fault finds answers waiting in Redis. Returns how many were queued when it struck.
+ */
+async function withBacklog(fault: () => Promise<unknown>): Promise<number> {
+  for (const w of c.workers) c.signal(w, "SIGSTOP");
+  try {
+    await sleep(1500);
+    const { rows } = await c.pool.query(`SELECT count(*)::int AS n FROM "Submission" WHERE status = 'queued'`);
+    await fault();
+    return rows[0].n;
+  } finally {
+    for (const w of c.workers) c.signal(w, "SIGCONT");
+  }
+}
+
 /** Waits (up to a bound) until this worker holds a grading lease, so a fault lands while it grades. */
 async function whenGrading(p: Proc, timeoutMs = 3000): Promise<boolean> {
   const until = Date.now() + timeoutMs;
@@ -149,18 +165,23 @@ describe("guarantees under real faults", () => {
     await dup.stop();
     console.log(`[faults] duplicate delivery: ${dup.added} jobs delivered twice; worker paused while grading: ${paused}`);
     expect(dup.added).toBeGreaterThan(20);
+    expect(f.retaken).toBeGreaterThan(0); // the paused worker's run was taken over
     expect(c.running(c.workers[0]!)).toBe(true);
     expect(f).toMatchObject(expectedFigures(f));
   });
 
   it("Redis flushed mid-stream (every key under the queue prefix)", async () => {
     let deleted = 0;
+    let waiting = 0;
     const f = await underFault("Redis flush", async ({ mark, progress }) => {
       await at(progress, 0.4);
-      deleted = await c.flushQueues();
-      mark();
+      waiting = await withBacklog(async () => {
+        mark();
+        deleted = await c.flushQueues();
+      });
     });
-    console.log(`[faults] Redis flush: ${deleted} keys deleted`);
+    console.log(`[faults] Redis flush: ${deleted} keys deleted, ${waiting} answers were waiting`);
+    expect(waiting).toBeGreaterThan(0);
     expect(deleted).toBeGreaterThan(0);
     expect(f).toMatchObject(expectedFigures(f));
   });
@@ -190,11 +211,16 @@ describe("guarantees under real faults", () => {
   });
 
   it("Redis restarted mid-stream (shutdown nosave, then started again)", async () => {
+    let waiting = 0;
     const f = await underFault("Redis restart", async ({ mark, progress }) => {
       await at(progress, 0.4);
-      mark();
-      await restartRedis(1000);
+      waiting = await withBacklog(async () => {
+        mark();
+        await restartRedis(1000);
+      });
     });
+    console.log(`[faults] Redis restart: ${waiting} answers were waiting`);
+    expect(waiting).toBeGreaterThan(0);
     expect([c.api, ...c.workers].every((p) => c.running(p))).toBe(true);
     expect(f).toMatchObject(expectedFigures(f));
   });

@@ -64,6 +64,8 @@ export interface Figures extends StreamFigures {
   /** Still queued/running at the end, and of those, running past their lease. */
   pending: number;
   stuck: number;
+  /** Submissions claimed more than once: runs a worker took over after another died, paused or lost its job. */
+  retaken: number;
   /** The slowest recovery of the test's faults, and each one. */
   recoverMs: number;
   recoveries: number[];
@@ -73,6 +75,7 @@ interface Row {
   id: string;
   status: string;
   key: string | null;
+  claims: number;
   grades: number;
   current: number[] | null;
   pastLease: boolean;
@@ -91,7 +94,7 @@ export async function audit(
 ): Promise<Figures> {
   const { rows } = await pool.query<Row>(
     `SELECT s.id, s.status, s."idempotencyKey" AS key,
-            (SELECT count(*)::int FROM "Grade" g WHERE g."submissionId" = s.id AND g.kind = 'auto') AS grades,
+            s.claims, (SELECT count(*)::int FROM "Grade" g WHERE g."submissionId" = s.id AND g.kind = 'auto') AS grades,
             (SELECT array_agg(g.score) FROM "Grade" g WHERE g."submissionId" = s.id AND g.run = s."gradingRun") AS current,
             (s.status = 'running' AND (s."leaseUntil" IS NULL OR s."leaseUntil" < (now() AT TIME ZONE 'UTC'))) AS "pastLease"
        FROM "Submission" s WHERE s."assignmentId" = $1`,
@@ -124,6 +127,7 @@ export async function audit(
     wrong,
     pending: rows.filter((r) => r.status === "queued" || r.status === "running").length,
     stuck: rows.filter((r) => r.pastLease).length,
+    retaken: rows.filter((r) => r.claims > 1).length,
     recoverMs: recoveries.length ? Math.max(...recoveries) : 0,
     recoveries,
   };
@@ -134,7 +138,7 @@ export function report(fault: string, f: Figures): string {
   const line =
     `[faults] ${fault}: sent=${f.sent} accepted=${f.accepted} graded=${f.graded} lost=${f.lost} duplicated=${f.duplicated} ` +
     `wrong=${f.wrong} 5xx=${f.serverErrors} 503=${f.unavailable} network-errors=${f.networkErrors} requests=${f.requests} ` +
-    `stuck=${f.stuck} recover=${Number.isFinite(f.recoverMs) ? `${(f.recoverMs / 1000).toFixed(1)}s` : "never"}`;
+    `stuck=${f.stuck} retaken=${f.retaken} recover=${Number.isFinite(f.recoverMs) ? `${(f.recoverMs / 1000).toFixed(1)}s` : "never"}`;
   console.log(line);
   if (f.recoveries.length > 1)
     console.log(`[faults] ${fault}: recoveries ${f.recoveries.map((ms) => (ms / 1000).toFixed(1)).join(", ")} s`);
