@@ -226,11 +226,15 @@ describe("guarantees under real faults", () => {
   });
 
   it("Postgres restarted mid-stream: the API answers 503 in the error shape meanwhile and recovers by itself", async () => {
+    let restartMs = 0;
     const f = await underFault("Postgres restart", async ({ mark, progress }) => {
       await at(progress, 0.4);
-      mark();
+      const t0 = Date.now();
       await restartPostgres();
+      restartMs = Date.now() - t0;
+      mark(); // from Postgres being back until the API is ready and the answers before it are graded
     });
+    console.log(`[faults] Postgres restart: took ${restartMs} ms`);
     // Nothing was restarted by the test: the processes found Postgres again themselves.
     expect([c.api, ...c.workers].every((p) => c.running(p))).toBe(true);
     expect(f.unavailable).toBeGreaterThan(0);
