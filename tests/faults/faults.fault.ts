@@ -153,7 +153,7 @@ describe("guarantees under real faults", () => {
       async ({ mark, progress }) => {
         await at(progress, 0.3);
         const w = c.workers[0]!;
-        paused = await whenGrading(w);
+        paused = await whenGrading(w, 10_000);
         c.signal(w, "SIGSTOP");
         mark();
         // Past the lease and the stalled-job check, so another worker may take the run while this one sleeps.
@@ -165,6 +165,7 @@ describe("guarantees under real faults", () => {
     await dup.stop();
     console.log(`[faults] duplicate delivery: ${dup.added} jobs delivered twice; worker paused while grading: ${paused}`);
     expect(dup.added).toBeGreaterThan(20);
+    expect(paused).toBe(true);
     expect(f.retaken).toBeGreaterThan(0); // the paused worker's run was taken over
     expect(c.running(c.workers[0]!)).toBe(true);
     expect(f).toMatchObject(expectedFigures(f));
