@@ -70,6 +70,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: config.BODY_LIMIT_BYTES,
     trustProxy: trustedProxies(config.TRUST_PROXY),
     frameworkErrors,
+    // Fastify's own 503 while closing has neither our error shape nor Retry-After: the hook below answers instead.
+    return503OnClosing: false,
     ajv: { customOptions: { removeAdditional: false } },
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
@@ -91,6 +93,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       { method: req.method, route: req.routeOptions.url ?? "unknown", status: reply.statusCode },
       reply.elapsedTime / 1000,
     );
+  });
+
+  // A request arriving on a kept-alive connection while the API shuts down is told to retry elsewhere, in our shape.
+  let closing = false;
+  app.addHook("preClose", async () => {
+    closing = true;
+  });
+  app.addHook("onRequest", async (_req, reply) => {
+    if (!closing) return;
+    reply.header("retry-after", 1).header("connection", "close");
+    throw new AppError(503, "SHUTTING_DOWN", "This server is shutting down; retry in a second with the same Idempotency-Key.", {
+      retryAfterSeconds: 1,
+    });
   });
 
   // Security headers on every response; helmet's default CSP suits Swagger UI, which loads no inline script.
