@@ -104,6 +104,12 @@ const schema = z.object({
   /** How often the pressure is sampled, and the Retry-After (seconds) a 503 carries. */
   PRESSURE_SAMPLE_MS: z.coerce.number().int().min(10).default(1000),
   PRESSURE_RETRY_AFTER_S: z.coerce.number().int().min(1).default(10),
+  /** The address LMSs and browsers reach this API at (LTI redirect and launch URLs, tool configuration). */
+  PUBLIC_URL: z.string().url().default("http://localhost:3000"),
+  /** Where a browser lands after an LTI launch, with `#token=…` in the fragment (a front end); default PUBLIC_URL/docs. */
+  LTI_LANDING_URL: z.string().url().optional(),
+  /** Lifetime of the session token an LTI launch issues. */
+  LTI_SESSION_HOURS: z.coerce.number().positive().max(24 * 30).default(8),
 });
 
 const DEV_SEED_SECRET = "dev-seed-secret-change-me";

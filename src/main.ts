@@ -102,7 +102,7 @@ async function main(mode: Mode) {
 
   if (mode !== "api") {
     const services = buildServices({ config, db, queue }, log);
-    worker = startGradingWorker(config, db, services.problemSets, log);
+    worker = startGradingWorker(config, { db, problemSets: services.problemSets, queue }, log);
     outbox = startOutbox(db, queue, { graceMs: config.GRADING_STALE_AFTER_S * 1000, intervalMs: config.SWEEP_INTERVAL_S * 1000 }, log);
     log.info({ concurrency: config.WORKER_CONCURRENCY }, "grading worker started");
     if (mode === "worker" && config.WORKER_METRICS_PORT) {

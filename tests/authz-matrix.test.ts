@@ -184,6 +184,11 @@ const ROWS: Row[] = [
     expect: [401, 403, 404, 202, 202, 404, 202],
     request: () => ({ url: `/v1/submissions/${submissionA}/regrade` }),
   },
+  // --- gradebook: scores of record, extensions, assignment view (G1) ---
+  // --- gradebook: regrades, overrides, review queue, revisions (G2) ---
+  // --- gradebook: exports and statistics (G3) ---
+  // --- LTI: registration, keys, launch, deep linking, scoped tokens (L1) ---
+  // --- LTI: AGS, NRPS, passback, roster (L2) ---
 ];
 
 /** A changed revision of the instructor's own set, so that an allowed upload really writes one. */

@@ -126,7 +126,7 @@ describe("nothing is lost", () => {
     // A live worker's stalled-job check finds the dead lock, hands the run back, and grades the job.
     const logged: string[] = [];
     const log = { info() {}, warn: (_: object, msg: string) => logged.push(msg), error: (_: object, msg: string) => logged.push(msg) };
-    const worker = startGradingWorker(h.config, h.db, h.app.services.problemSets, log);
+    const worker = startGradingWorker(h.config, { db: h.db, problemSets: h.app.services.problemSets, queue: h.queue }, log);
     try {
       expect(await waitForGrade(h, id, w.students[0]!.token, 20_000)).toMatchObject({ status: "graded", score: 2 });
       expect(await h.db.grade.count({ where: { submissionId: id } })).toBe(1);

@@ -4,7 +4,7 @@ import type { Db } from "../db.ts";
 import { assertRegistry, findKind, JOB_KINDS, type AnyJobKind, type JobContext, type JobDeps } from "../jobs/registry.ts";
 import type { ProblemSetService } from "../services/problem-sets.ts";
 import { createModelRuntime, preflightOptions, type ModelRuntimeConfig, type SandboxRuntime } from "./model-runtime.ts";
-import { backoffAfter, QUEUE_NAME, redisConnection } from "./queue.ts";
+import { backoffAfter, QUEUE_NAME, redisConnection, type GradingQueue } from "./queue.ts";
 import { configureThreads, threadPool, type ThreadConfig } from "./threads/index.ts";
 
 type WorkerConfig = Pick<
@@ -22,8 +22,7 @@ type Logger = JobDeps["log"];
  */
 export function startGradingWorker(
   config: WorkerConfig,
-  db: Db,
-  problemSets: ProblemSetService,
+  { db, problemSets, queue }: { db: Db; problemSets: ProblemSetService; queue: GradingQueue },
   log: Logger,
   kinds: readonly AnyJobKind[] = JOB_KINDS,
 ): Worker {
@@ -43,6 +42,7 @@ export function startGradingWorker(
     timeoutMs: config.GRADER_TIMEOUT_S * 1000,
     threads: threadPool(),
     log,
+    queue,
   };
   const worker: Worker = new Worker(
     QUEUE_NAME,

@@ -15,6 +15,8 @@ type Logger = { info(obj: object, msg: string): void; warn(obj: object, msg: str
 /** What handlers get from the worker process. A kind that needs more (an HTTP client, a service) adds it here and in worker.ts. */
 export interface JobDeps extends GradeDeps {
   log: Logger;
+  /** To enqueue follow-up work (a regrade's grading jobs, a score passback). */
+  queue: GradingQueue;
 }
 
 export interface JobContext {

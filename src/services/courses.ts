@@ -83,6 +83,7 @@ export class CourseService {
         data: {
           courseId,
           problemSetId: set.id,
+          revisionId: set.revisions[0]!.id,
           title: input.title ?? set.revisions[0]!.title,
           opensAt: input.opensAt,
           dueAt: input.dueAt,

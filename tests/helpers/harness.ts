@@ -52,7 +52,7 @@ export async function createHarness(name: string, overrides: Record<string, stri
     queue,
     app,
     startWorker(extra = {}) {
-      const w = startGradingWorker({ ...config, ...extra }, db, app.services.problemSets, silent);
+      const w = startGradingWorker({ ...config, ...extra }, { db, problemSets: app.services.problemSets, queue }, silent);
       workers.push(w);
       return w;
     },
