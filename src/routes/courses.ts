@@ -1,12 +1,20 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { lateStepsSchema } from "../services/gradebook/policy.ts";
 import { authErrors, errorBody, isoDate, slug, uuid } from "./schemas.ts";
 
-const assignmentBody = z
+const lateSteps = lateStepsSchema.meta({
+  description:
+    "Instead of latePenaltyPerDay: [{hoursLate, factor}] in ascending hoursLate; a late submission keeps the factor of the first step " +
+    "it is within (past the last step: 0). Not together with a latePenaltyPerDay above 0.",
+});
+
+export const assignmentBody = z
   .object({
     id: uuid,
     courseId: uuid,
     problemSet: z.string(),
+    revision: z.number().int().meta({ description: "The set's revision this assignment serves and grades against (pinned)" }),
     title: z.string(),
     opensAt: z.date().nullable(),
     dueAt: z.date().nullable(),
@@ -14,9 +22,32 @@ const assignmentBody = z
     latePenaltyPerDay: z.number(),
     maxAttempts: z.number().int().nullable(),
     scorePolicy: z.enum(["best", "last"]),
+    lateSteps: lateStepsSchema.nullable(),
+    timeLimitMinutes: z.number().int().nullable(),
+    countPrecheckRejections: z.boolean(),
+    countRunRejections: z.boolean(),
+    lmsAssignmentId: z.string().nullable(),
     createdAt: z.date(),
   })
   .meta({ id: "Assignment" });
+
+/** The settable fields of an assignment, shared by create (here) and change (PATCH /v1/assignments/{id}). */
+export const assignmentFields = {
+  title: z.string().trim().min(1).max(200),
+  latePenaltyPerDay: z.number().min(0).max(1),
+  lateSteps,
+  maxAttempts: z.number().int().min(1).max(1000),
+  scorePolicy: z.enum(["best", "last"]),
+  timeLimitMinutes: z
+    .number()
+    .int()
+    .min(1)
+    .max(60 * 24 * 14)
+    .meta({ description: "Exam window from the student's first view" }),
+  countPrecheckRejections: z.boolean().meta({ description: "Whether a rejection before anything ran uses an attempt (default false)" }),
+  countRunRejections: z.boolean().meta({ description: "Whether a rejection after the model ran uses an attempt (default true)" }),
+  lmsAssignmentId: z.string().trim().min(1).max(200),
+};
 
 const courseParams = z.object({ courseId: uuid });
 
@@ -57,13 +88,18 @@ export const courseRoutes: FastifyPluginAsyncZod = async (app) => {
         params: courseParams,
         body: z.strictObject({
           problemSet: slug,
-          title: z.string().trim().min(1).max(200).optional(),
+          title: assignmentFields.title.optional(),
           opensAt: isoDate.optional(),
           dueAt: isoDate.optional(),
           lateUntil: isoDate.optional(),
-          latePenaltyPerDay: z.number().min(0).max(1).optional(),
-          maxAttempts: z.number().int().min(1).max(1000).optional(),
-          scorePolicy: z.enum(["best", "last"]).optional(),
+          latePenaltyPerDay: assignmentFields.latePenaltyPerDay.optional(),
+          lateSteps: lateSteps.optional(),
+          maxAttempts: assignmentFields.maxAttempts.optional(),
+          scorePolicy: assignmentFields.scorePolicy.optional(),
+          timeLimitMinutes: assignmentFields.timeLimitMinutes.optional(),
+          countPrecheckRejections: assignmentFields.countPrecheckRejections.optional(),
+          countRunRejections: assignmentFields.countRunRejections.optional(),
+          lmsAssignmentId: assignmentFields.lmsAssignmentId.optional(),
         }),
         response: { 201: assignmentBody, ...authErrors, 422: errorBody },
       },

@@ -4,6 +4,7 @@ import { isUniqueViolation } from "../lib/prisma-errors.ts";
 import { courseRole, readableSets, requireAdmin, requireCourseRole, type CourseRole } from "./access.ts";
 import { audit } from "./audit.ts";
 import type { Principal } from "./auth.ts";
+import { parseLateSteps, type LateStep } from "./gradebook/policy.ts";
 
 export interface AssignmentInput {
   problemSet: string;
@@ -14,14 +15,27 @@ export interface AssignmentInput {
   latePenaltyPerDay?: number;
   maxAttempts?: number;
   scorePolicy?: "best" | "last";
+  lateSteps?: LateStep[];
+  timeLimitMinutes?: number;
+  countPrecheckRejections?: boolean;
+  countRunRejections?: boolean;
+  lmsAssignmentId?: string;
 }
 
-type AssignmentRow = Awaited<ReturnType<Db["assignment"]["findFirstOrThrow"]>> & { problemSet: { slug: string } };
+type AssignmentRow = Awaited<ReturnType<Db["assignment"]["findFirstOrThrow"]>> & {
+  problemSet: { slug: string };
+  revision: { revision: number };
+};
+
+/** What assignmentView needs joined to the row. */
+export const assignmentIncludes = { problemSet: { select: { slug: true } }, revision: { select: { revision: true } } } as const;
 
 export const assignmentView = (a: AssignmentRow) => ({
   id: a.id,
   courseId: a.courseId,
   problemSet: a.problemSet.slug,
+  /** The pinned revision of the set the assignment serves and grades against. */
+  revision: a.revision.revision,
   title: a.title,
   opensAt: a.opensAt,
   dueAt: a.dueAt,
@@ -29,6 +43,11 @@ export const assignmentView = (a: AssignmentRow) => ({
   latePenaltyPerDay: a.latePenaltyPerDay,
   maxAttempts: a.maxAttempts,
   scorePolicy: a.scorePolicy,
+  lateSteps: parseLateSteps(a.lateSteps),
+  timeLimitMinutes: a.timeLimitMinutes,
+  countPrecheckRejections: a.countPrecheckRejections,
+  countRunRejections: a.countRunRejections,
+  lmsAssignmentId: a.lmsAssignmentId,
   createdAt: a.createdAt,
 });
 
@@ -91,9 +110,14 @@ export class CourseService {
           latePenaltyPerDay: input.latePenaltyPerDay ?? 0,
           maxAttempts: input.maxAttempts,
           scorePolicy: input.scorePolicy ?? "best",
+          lateSteps: input.lateSteps,
+          timeLimitMinutes: input.timeLimitMinutes,
+          countPrecheckRejections: input.countPrecheckRejections,
+          countRunRejections: input.countRunRejections,
+          lmsAssignmentId: input.lmsAssignmentId,
           createdById: p.userId,
         },
-        include: { problemSet: { select: { slug: true } } },
+        include: assignmentIncludes,
       });
       await audit(tx, p.userId, "assignment.create", { type: "assignment", id: a.id }, { courseId });
       return assignmentView(a);
@@ -105,16 +129,19 @@ export class CourseService {
     const rows = await this.db.assignment.findMany({
       where: { courseId },
       orderBy: { createdAt: "asc" },
-      include: { problemSet: { select: { slug: true } } },
+      include: assignmentIncludes,
     });
     return rows.map(assignmentView);
   }
 }
 
-function checkSchedule(a: AssignmentInput) {
+/** Dates and late rules that fit together (on create, and on a change with the stored values filled in). */
+export function checkSchedule(a: Pick<AssignmentInput, "opensAt" | "dueAt" | "lateUntil" | "latePenaltyPerDay" | "lateSteps">) {
   const errors: { field: string; message: string }[] = [];
+  if (a.lateSteps && (a.latePenaltyPerDay ?? 0) > 0)
+    errors.push({ field: "lateSteps", message: "give either lateSteps or a latePenaltyPerDay above 0, not both" });
   if (a.opensAt && a.dueAt && a.opensAt >= a.dueAt) errors.push({ field: "dueAt", message: "must be after opensAt" });
   if (a.lateUntil && !a.dueAt) errors.push({ field: "lateUntil", message: "needs a dueAt" });
   if (a.lateUntil && a.dueAt && a.lateUntil < a.dueAt) errors.push({ field: "lateUntil", message: "must not be before dueAt" });
-  if (errors.length) throw new UnprocessableError("INVALID_SCHEDULE", "The assignment's dates do not fit together.", errors);
+  if (errors.length) throw new UnprocessableError("INVALID_SCHEDULE", "The assignment's dates and late rules do not fit together.", errors);
 }

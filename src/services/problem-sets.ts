@@ -5,6 +5,7 @@ import type { Grader, PrivateData } from "../../graders/types.ts";
 import type { LoadedSet } from "../catalog/index.ts";
 import type { Config } from "../config.ts";
 import type { Db, Prisma } from "../db.ts";
+import type { Problem } from "../generated/prisma/client.ts";
 import { ConflictError, ForbiddenError, NotFoundError } from "../errors.ts";
 import { sha256, studentSeed } from "../lib/crypto.ts";
 import { isUniqueViolation } from "../lib/prisma-errors.ts";
@@ -149,36 +150,42 @@ export class ProblemSetService {
     const set = await this.db.problemSet.findFirst({ where: { AND: [{ slug }, await readableSets(this.db, p)] }, include: latestRevision });
     const rev = set?.revisions[0];
     if (!set || !rev) throw new NotFoundError("Problem set", slug);
-    return {
-      ...summary(slug, rev, []),
-      description: rev.description,
-      problems: rev.problems.map((problem) => {
-        const grader = requireGrader(problem.graderType);
-        const config = grader.configSchema.parse(problem.graderConfig);
-        const seed = p.userId ? studentSeed(this.config.SEED_SECRET, p.userId, slug, problem.slug) : "preview";
-        const params = grader.params?.(config, seed) ?? {};
-        return {
-          slug: problem.slug,
-          title: problem.title,
-          points: problem.points,
-          type: problem.graderType,
-          statement: renderStatement(problem.statement, params),
-          answerFormat: grader.answerFormat(config, seed),
-        };
-      }),
-    };
+    return { ...summary(slug, rev, []), description: rev.description, problems: this.render(rev.problems, slug, p.userId) };
   }
 
-  /** The problem a new submission answers: the assignment's set at its latest revision. */
-  async currentProblem(problemSetId: string, problemSlug: string) {
-    const rev = await this.db.problemSetRevision.findFirst({
-      where: { problemSetId },
-      orderBy: { revision: "desc" },
-      include: { problemSet: true, problems: { where: { slug: problemSlug } } },
+  /**
+   * Problems as a caller sees them (the set page and the assignment page alike): statements with the caller's own
+   * numbers (their seed is per set slug and problem, so every revision shows them the same ones) and answer formats.
+   */
+  render(problems: Problem[], setSlug: string, userId: string | null) {
+    return problems.map((problem) => {
+      const grader = requireGrader(problem.graderType);
+      const config = grader.configSchema.parse(problem.graderConfig);
+      const seed = userId ? studentSeed(this.config.SEED_SECRET, userId, setSlug, problem.slug) : "preview";
+      const params = grader.params?.(config, seed) ?? {};
+      return {
+        slug: problem.slug,
+        title: problem.title,
+        points: problem.points,
+        type: problem.graderType,
+        statement: renderStatement(problem.statement, params),
+        answerFormat: grader.answerFormat(config, seed),
+      };
     });
-    const problem = rev?.problems[0];
-    if (!rev || !problem) return null;
-    return { problem, setSlug: rev.problemSet.slug, grader: requireGrader(problem.graderType) };
+  }
+
+  /**
+   * The problem a new submission answers: the one of the assignment's pinned revision, never simply the latest, so
+   * an upload of the set changes nothing an existing assignment serves or grades against until staff move it.
+   */
+  async currentProblem(assignment: { revisionId: string }, problemSlug: string) {
+    const problem = await this.db.problem.findUnique({
+      where: { revisionId_slug: { revisionId: assignment.revisionId, slug: problemSlug } },
+      include: { revision: { select: { problemSet: { select: { slug: true } } } } },
+    });
+    if (!problem) return null;
+    const { revision, ...row } = problem;
+    return { problem: row, setSlug: revision.problemSet.slug, grader: requireGrader(problem.graderType) };
   }
 
   /** A problem ready to grade, from the cache when this process graded it lately. */

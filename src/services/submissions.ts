@@ -4,23 +4,16 @@ import { AppError, ConflictError, NotFoundError, UnprocessableError } from "../e
 import { studentSeed } from "../lib/crypto.ts";
 import { isUniqueViolation } from "../lib/prisma-errors.ts";
 import { enqueueGrading, type GradingQueue } from "../grading/queue.ts";
-import { supersede } from "../grading/states.ts";
-import { isStaff, memberRole, requireStaff, requireUser, type CourseRole } from "./access.ts";
+import { isStaff, memberRole, requireUser, type CourseRole } from "./access.ts";
 import { audit } from "./audit.ts";
 import type { Principal } from "./auth.ts";
 import type { ProblemSetService } from "./problem-sets.ts";
-import { submissionView } from "./submission-view.ts";
+import { submissionView, viewInclude } from "./submission-view.ts";
 import { acceptedAnswer, prepareAnswerOffLoop, type PreflightRunner, type UploadedModel } from "./answers.ts";
 import { preflightOptions } from "../grading/model-runtime.ts";
 import { preflightInThread, ThreadOutOfMemory, ThreadTimeout } from "../grading/threads/index.ts";
-
-const DAY_MS = 86_400_000;
-
-/** The current grade is the latest run's: a run superseded by a regrade may still finish after it. */
-const gradesNewestFirst = {
-  orderBy: [{ run: "desc" as const }, { createdAt: "desc" as const }],
-  include: { problem: { include: { revision: true } } },
-};
+import { windowAt } from "./gradebook/policy.ts";
+import { policyNow, usesAttemptWhere, windowRefusal } from "./gradebook/submit-rules.ts";
 const MAX_INSERT_TRIES = 5;
 
 export interface SubmitInput {
@@ -33,7 +26,8 @@ export interface SubmitInput {
 export interface SubmitTarget {
   userId: string;
   role: CourseRole;
-  assignment: { id: string; maxAttempts: number | null };
+  /** maxAttempts: the student's own (extra attempts of an extension included); null for staff. */
+  assignment: { id: string; maxAttempts: number | null; countPrecheckRejections: boolean; countRunRejections: boolean };
   problemSlug: string;
   current: NonNullable<Awaited<ReturnType<ProblemSetService["currentProblem"]>>>;
   /** null when on time or for staff; the window's refusal when a student is outside it (thrown unless replaying). */
@@ -79,29 +73,37 @@ export class SubmissionService {
     const assignment = await this.db.assignment.findUnique({ where: { id: where.assignmentId } });
     const role = assignment ? await memberRole(this.db, p, assignment.courseId) : null;
     if (!assignment || !role) throw new NotFoundError("Assignment", where.assignmentId);
-    const current = await this.problemSets.currentProblem(assignment.problemSetId, where.problemSlug);
+    const current = await this.problemSets.currentProblem(assignment, where.problemSlug);
     if (!current) throw new NotFoundError(`Problem '${where.problemSlug}' in assignment`, where.assignmentId);
 
-    // Staff may submit at any time to try a problem out; windows bind students.
+    // Staff may submit at any time, as often as they like, to try a problem out; windows and attempts bind students,
+    // with their extension applied (and on a timed assignment, a submission before any view starts their clock).
     let lateFactor = 1;
     let windowError: AppError | null = null;
+    let maxAttempts: number | null = null;
     if (!isStaff(role)) {
-      try {
-        lateFactor = latenessFactor(assignment, new Date());
-      } catch (err) {
-        if (!(err instanceof AppError)) throw err;
-        windowError = err;
-      }
+      const now = new Date();
+      const policy = await policyNow(this.db, assignment, userId, now);
+      windowError = windowRefusal(policy, now);
+      const w = windowAt(policy, now);
+      if (w.open) lateFactor = w.lateFactor;
+      maxAttempts = policy.maxAttempts;
     }
     // Outside the window only a retry of an earlier request (same Idempotency-Key) goes on, to be replayed.
     if (windowError && !(where.idempotencyKey && (await this.keyUsed(userId, assignment.id, where.problemSlug, where.idempotencyKey))))
       throw windowError;
     const { modelMaxBytes } = acceptedAnswer(current.grader, current.problem, where.sendsModel, this.config.MODEL_MAX_BYTES);
-    return { userId, role, assignment, problemSlug: where.problemSlug, current, windowError, lateFactor, modelMaxBytes };
+    const rules = {
+      id: assignment.id,
+      maxAttempts,
+      countPrecheckRejections: assignment.countPrecheckRejections,
+      countRunRejections: assignment.countRunRejections,
+    };
+    return { userId, role, assignment: rules, problemSlug: where.problemSlug, current, windowError, lateFactor, modelMaxBytes };
   }
 
   async submit(target: SubmitTarget, input: SubmitInput): Promise<SubmitResult> {
-    const { userId, role, assignment, current, problemSlug } = target;
+    const { userId, assignment, current, problemSlug } = target;
     const { answer, blob, requestHash } = await prepareAnswerOffLoop(
       current.grader,
       current.problem,
@@ -122,7 +124,8 @@ export class SubmissionService {
       userId,
       problemSlug,
       problemId: current.problem.id,
-      maxAttempts: isStaff(role) ? null : assignment.maxAttempts,
+      maxAttempts: assignment.maxAttempts,
+      counts: usesAttemptWhere(assignment),
       blob,
       data: {
         answer: answer as Prisma.InputJsonValue,
@@ -177,17 +180,20 @@ export class SubmissionService {
     problemSlug: string;
     problemId: string;
     maxAttempts: number | null;
+    /** Which of the rows use an attempt under the assignment's settings. */
+    counts: Prisma.SubmissionWhereInput;
     blob?: { sha256: string; bytes: Uint8Array };
     data: Omit<Prisma.SubmissionUncheckedCreateInput, "assignmentId" | "userId" | "problemSlug" | "problemId" | "attempt">;
   }) {
-    const { assignmentId, userId, problemSlug, problemId, maxAttempts, blob, data } = args;
+    const { assignmentId, userId, problemSlug, problemId, maxAttempts, counts, blob, data } = args;
     for (let tries = 0; tries < MAX_INSERT_TRIES; tries++) {
-      // A `failed` submission (infrastructure, GRADER_TIMEOUT) is not the student's doing and uses no attempt;
-      // attempt numbers still count every row, so they stay unique and the unique index settles races.
+      // A `failed` submission (infrastructure, GRADER_TIMEOUT) is not the student's doing and uses no attempt, nor
+      // (by default) one refused before anything of it ran; attempt numbers still count every row, so they stay
+      // unique and the unique index settles races.
       const where = { assignmentId, userId, problemSlug };
       const [last, used] = await Promise.all([
         this.db.submission.aggregate({ where, _max: { attempt: true } }),
-        this.db.submission.count({ where: { ...where, status: { not: "failed" } } }),
+        maxAttempts === null ? 0 : this.db.submission.count({ where: { AND: [where, counts] } }),
       ]);
       if (maxAttempts !== null && used >= maxAttempts)
         throw new ConflictError("ATTEMPTS_EXHAUSTED", `All ${maxAttempts} attempts at this problem are used.`, { used, max: maxAttempts });
@@ -218,7 +224,7 @@ export class SubmissionService {
   private async visible(p: Principal, id: string) {
     const s = await this.db.submission.findUnique({
       where: { id },
-      include: { assignment: true, grades: gradesNewestFirst },
+      include: viewInclude,
     });
     if (!s) throw new NotFoundError("Submission", id);
     const role = await memberRole(this.db, p, s.assignment.courseId);
@@ -240,24 +246,9 @@ export class SubmissionService {
     const rows = await this.db.submission.findMany({
       where: { assignmentId, problemSlug: filter.problem, userId: staff ? filter.userId : (p.userId ?? undefined) },
       orderBy: [{ createdAt: "asc" }],
-      include: { assignment: true, grades: gradesNewestFirst },
+      include: viewInclude,
     });
     return rows.map((s) => submissionView(s, staff, new Date()));
-  }
-
-  /** A new grading run against the problem's latest revision; earlier grades stay as history. */
-  async regrade(p: Principal, id: string) {
-    const { s } = await this.visible(p, id);
-    await requireStaff(this.db, p, s.assignment.courseId);
-    const current = await this.problemSets.currentProblem(s.assignment.problemSetId, s.problemSlug);
-    const updated = await this.db.$transaction(async (tx) => {
-      const u = await supersede(tx, id, current?.problem.id);
-      if (!u) throw new NotFoundError("Submission", id);
-      await audit(tx, p.userId, "submission.regrade", { type: "submission", id }, { run: u.run });
-      return u;
-    });
-    await this.enqueue(id, updated.run);
-    return { id, status: updated.status, run: updated.run };
   }
 }
 
@@ -266,20 +257,4 @@ export interface SubmitResult {
   status: string;
   attempt: number;
   replayed: boolean;
-}
-
-/** Fraction of the score kept: 1 on time, minus the penalty per started day late; refuses outside the window. */
-export function latenessFactor(
-  a: { opensAt: Date | null; dueAt: Date | null; lateUntil: Date | null; latePenaltyPerDay: number },
-  now: Date,
-): number {
-  if (a.opensAt && now < a.opensAt)
-    throw new AppError(403, "ASSIGNMENT_NOT_OPEN", `This assignment opens at ${a.opensAt.toISOString()}.`, { opensAt: a.opensAt });
-  if (!a.dueAt || now <= a.dueAt) return 1;
-  if (!a.lateUntil || now > a.lateUntil)
-    throw new AppError(403, "ASSIGNMENT_CLOSED", `Submissions closed at ${(a.lateUntil ?? a.dueAt).toISOString()}.`, {
-      closedAt: a.lateUntil ?? a.dueAt,
-    });
-  const daysLate = Math.ceil((now.getTime() - a.dueAt.getTime()) / DAY_MS);
-  return Math.max(0, 1 - daysLate * a.latePenaltyPerDay);
 }

@@ -1,0 +1,50 @@
+import type { Db, Prisma } from "../../db.ts";
+import type { Assignment } from "../../generated/prisma/client.ts";
+import { AppError } from "../../errors.ts";
+import { RAN_REJECTION_CODES, windowAt, type AssignmentPolicy, type StudentPolicy } from "./policy.ts";
+import { loadStudentPolicy } from "./records.ts";
+
+/**
+ * The assignment's rules where a student submits or opens a timed assignment: the window refusal in the API's
+ * words, the exam clock, and the database filter that counts used attempts exactly as policy.usesAttempt does.
+ */
+
+/** A closed window as the 403 the API answers (codes ASSIGNMENT_NOT_OPEN, ASSIGNMENT_CLOSED, EXAM_TIME_OVER). */
+export function windowRefusal(p: StudentPolicy, now: Date): AppError | null {
+  const w = windowAt(p, now);
+  if (w.open) return null;
+  const at = w.at.toISOString();
+  switch (w.reason) {
+    case "ASSIGNMENT_NOT_OPEN":
+      return new AppError(403, w.reason, `This assignment opens at ${at}.`, { opensAt: w.at });
+    case "EXAM_TIME_OVER":
+      return new AppError(403, w.reason, `Your time for this exam ended at ${at}.`, { endedAt: w.at });
+    case "ASSIGNMENT_CLOSED":
+      return new AppError(403, w.reason, `Submissions closed at ${at}.`, { closedAt: w.at });
+  }
+}
+
+/**
+ * A student's policy for a submission or a view now. On a timed assignment that has opened, the first call starts
+ * their clock (insert-if-absent: of two racing first views, both read the one start that was stored).
+ */
+export async function policyNow(db: Db, a: Assignment, userId: string, now: Date): Promise<StudentPolicy> {
+  const loaded = await loadStudentPolicy(db, a, userId);
+  // Not before it opens nor after it closed: the clock starts only for someone who could still answer.
+  if (a.timeLimitMinutes === null || loaded.examStartedAt || !windowAt(loaded.policy, now).open) return loaded.policy;
+  await db.examStart.createMany({ data: [{ assignmentId: a.id, userId, startedAt: now }], skipDuplicates: true });
+  return (await loadStudentPolicy(db, a, userId)).policy;
+}
+
+/**
+ * Submissions that use an attempt (policy.usesAttempt as a WHERE): never `failed`; `rejected` by a model that ran
+ * unless countRunRejections is off; `rejected` before anything ran only if countPrecheckRejections is on; the rest
+ * (queued, running, graded) always.
+ */
+export function usesAttemptWhere(p: Pick<AssignmentPolicy, "countPrecheckRejections" | "countRunRejections">): Prisma.SubmissionWhereInput {
+  const ran = [...RAN_REJECTION_CODES];
+  const rejected: Prisma.SubmissionWhereInput[] = [];
+  if (p.countRunRejections) rejected.push({ status: "rejected", lastErrorCode: { in: ran } });
+  if (p.countPrecheckRejections) rejected.push({ status: "rejected", OR: [{ lastErrorCode: null }, { lastErrorCode: { notIn: ran } }] });
+  return { OR: [{ status: { in: ["queued", "running", "graded"] } }, ...rejected] };
+}
