@@ -20,6 +20,7 @@ import { AppError, UnauthorizedError } from "./errors.ts";
 import type { GradingQueue } from "./grading/queue.ts";
 import { WindowCounter } from "./lib/window-counter.ts";
 import { httpDuration, pressureRejections, registerQueueDepth, registerQueueLag } from "./metrics.ts";
+import { assignmentRoutes } from "./routes/assignments.ts";
 import { courseRoutes } from "./routes/courses.ts";
 import { operationRoutes } from "./routes/operations.ts";
 import { problemSetRoutes } from "./routes/problem-sets.ts";
@@ -27,6 +28,8 @@ import { submissionRoutes } from "./routes/submissions.ts";
 import { userRoutes } from "./routes/users.ts";
 import { AuthService, type Principal } from "./services/auth.ts";
 import { CourseService } from "./services/courses.ts";
+import { AssignmentService } from "./services/gradebook/assignments.ts";
+import { ExtensionService } from "./services/gradebook/extensions.ts";
 import { ProblemSetService } from "./services/problem-sets.ts";
 import { SubmissionService } from "./services/submissions.ts";
 import { UserService } from "./services/users.ts";
@@ -47,6 +50,8 @@ export function buildServices({ config, db, queue }: AppDeps, log: { warn(obj: o
     courses: new CourseService(db),
     problemSets,
     submissions: new SubmissionService(db, queue, problemSets, config, log),
+    assignments: new AssignmentService(db, queue, problemSets, log),
+    extensions: new ExtensionService(db, queue, log),
   };
 }
 
@@ -178,6 +183,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await v1.register(courseRoutes);
     await v1.register(problemSetRoutes);
     await v1.register(submissionRoutes);
+    await v1.register(assignmentRoutes);
   });
   return app;
 }

@@ -185,6 +185,45 @@ const ROWS: Row[] = [
     request: () => ({ url: `/v1/submissions/${submissionA}/regrade` }),
   },
   // --- gradebook: scores of record, extensions, assignment view (G1) ---
+  {
+    route: "GET /v1/assignments/:assignmentId",
+    who: "course members (students once it opened), admin",
+    expect: [401, 200, 404, 200, 200, 404, 200],
+    request: () => ({ url: `/v1/assignments/${assignmentA}` }),
+  },
+  {
+    route: "PATCH /v1/assignments/:assignmentId",
+    who: "instructor of the course, admin",
+    expect: [401, 403, 404, 403, 200, 404, 200],
+    request: () => ({ url: `/v1/assignments/${assignmentA}`, body: { title: `A ${unique()}` } }),
+  },
+  {
+    route: "GET /v1/assignments/:assignmentId/grades",
+    who: "course staff (everyone), students (their own), admin",
+    expect: [401, 200, 404, 200, 200, 404, 200],
+    request: () => ({ url: `/v1/assignments/${assignmentA}/grades` }),
+  },
+  {
+    route: "GET /v1/assignments/:assignmentId/extensions",
+    who: "course staff, admin",
+    expect: [401, 403, 404, 200, 200, 404, 200],
+    request: () => ({ url: `/v1/assignments/${assignmentA}/extensions` }),
+  },
+  {
+    route: "PUT /v1/assignments/:assignmentId/extensions/:userId",
+    who: "course staff, admin",
+    expect: [401, 403, 404, 200, 200, 404, 200],
+    request: () => ({ url: `/v1/assignments/${assignmentA}/extensions/${classmate.id}`, body: { extraAttempts: 1 } }),
+  },
+  {
+    route: "DELETE /v1/assignments/:assignmentId/extensions/:userId",
+    who: "course staff, admin",
+    expect: [401, 403, 404, 204, 204, 404, 204],
+    request: async () => {
+      await h.db.extension.createMany({ data: [{ assignmentId: assignmentA, userId: classmate.id, extraAttempts: 2 }], skipDuplicates: true });
+      return { url: `/v1/assignments/${assignmentA}/extensions/${classmate.id}` };
+    },
+  },
   // --- gradebook: regrades, overrides, review queue, revisions (G2) ---
   // --- gradebook: exports and statistics (G3) ---
   // --- LTI: registration, keys, launch, deep linking, scoped tokens (L1) ---

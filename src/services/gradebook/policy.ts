@@ -12,10 +12,20 @@ const DAY_MS = 24 * HOUR_MS;
 
 /** A late step: a submission at most `hoursLate` hours after the due date keeps `factor` of its score. */
 export const lateStepsSchema = z
-  .array(z.strictObject({ hoursLate: z.number().positive().max(24 * 366), factor: z.number().min(0).max(1) }))
+  .array(
+    z.strictObject({
+      hoursLate: z
+        .number()
+        .positive()
+        .max(24 * 366),
+      factor: z.number().min(0).max(1),
+    }),
+  )
   .min(1)
   .max(20)
-  .refine((steps) => steps.every((s, i) => i === 0 || s.hoursLate > steps[i - 1]!.hoursLate), "steps must be in ascending hoursLate order");
+  .refine((steps) => steps.every((s, i) => i === 0 || s.hoursLate > steps[i - 1]!.hoursLate), "steps must be in ascending hoursLate order")
+  // A later submission never keeps more than an earlier one: otherwise an extension could lower a score.
+  .refine((steps) => steps.every((s, i) => i === 0 || s.factor <= steps[i - 1]!.factor), "factors must not increase with lateness");
 export type LateStep = z.infer<typeof lateStepsSchema>[number];
 
 export interface AssignmentPolicy {
@@ -84,7 +94,13 @@ function lateFactor(p: AssignmentPolicy, lateMs: number): number {
 }
 
 /** Rejections by a model that ran: its behaviour on the private inputs showed, so they use an attempt by default. */
-export const RAN_REJECTION_CODES = new Set(["MODEL_TIMEOUT", "MODEL_CRASHED", "MODEL_OUT_OF_MEMORY", "MODEL_RUN_FAILED", "MODEL_BAD_OUTPUT"]);
+export const RAN_REJECTION_CODES = new Set([
+  "MODEL_TIMEOUT",
+  "MODEL_CRASHED",
+  "MODEL_OUT_OF_MEMORY",
+  "MODEL_RUN_FAILED",
+  "MODEL_BAD_OUTPUT",
+]);
 
 export interface SubmissionFacts {
   id: string;
