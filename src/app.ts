@@ -22,12 +22,14 @@ import { WindowCounter } from "./lib/window-counter.ts";
 import { httpDuration, pressureRejections, registerQueueDepth, registerQueueLag } from "./metrics.ts";
 import { assignmentRoutes } from "./routes/assignments.ts";
 import { courseRoutes } from "./routes/courses.ts";
+import { exportRoutes } from "./routes/exports.ts";
 import { operationRoutes } from "./routes/operations.ts";
 import { problemSetRoutes } from "./routes/problem-sets.ts";
 import { submissionRoutes } from "./routes/submissions.ts";
 import { userRoutes } from "./routes/users.ts";
 import { AuthService, type Principal } from "./services/auth.ts";
 import { CourseService } from "./services/courses.ts";
+import { ExportService } from "./services/gradebook/exports.ts";
 import { AssignmentService } from "./services/gradebook/assignments.ts";
 import { ExtensionService } from "./services/gradebook/extensions.ts";
 import { ProblemSetService } from "./services/problem-sets.ts";
@@ -50,6 +52,7 @@ export function buildServices({ config, db, queue }: AppDeps, log: { warn(obj: o
     courses: new CourseService(db),
     problemSets,
     submissions: new SubmissionService(db, queue, problemSets, config, log),
+    exports: new ExportService(db, config.DATABASE_URL),
     assignments: new AssignmentService(db, queue, problemSets, log),
     extensions: new ExtensionService(db, queue, log),
   };
@@ -89,6 +92,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.decorate("db", deps.db);
   app.decorate("queue", deps.queue);
   app.decorate("services", buildServices(deps, app.log));
+  // The exports keep a pg pool of their own (cursors): closed with the app.
+  app.addHook("onClose", async () => app.services.exports.close());
   app.decorateRequest("principal", null as unknown as Principal);
   registerQueueDepth(deps.queue);
   registerQueueLag(deps.db);
@@ -183,6 +188,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await v1.register(courseRoutes);
     await v1.register(problemSetRoutes);
     await v1.register(submissionRoutes);
+    await v1.register(exportRoutes);
     await v1.register(assignmentRoutes);
   });
   return app;

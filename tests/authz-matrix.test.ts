@@ -226,6 +226,18 @@ const ROWS: Row[] = [
   },
   // --- gradebook: regrades, overrides, review queue, revisions (G2) ---
   // --- gradebook: exports and statistics (G3) ---
+  {
+    route: "GET /v1/courses/:courseId/grades",
+    who: "course staff, admin",
+    expect: [401, 403, 404, 200, 200, 404, 200],
+    request: () => ({ url: `/v1/courses/${a.courseId}/grades?format=csv` }),
+  },
+  {
+    route: "GET /v1/courses/:courseId/statistics",
+    who: "course staff, admin",
+    expect: [401, 403, 404, 200, 200, 404, 200],
+    request: () => ({ url: `/v1/courses/${a.courseId}/statistics` }),
+  },
   // --- LTI: registration, keys, launch, deep linking, scoped tokens (L1) ---
   // --- LTI: AGS, NRPS, passback, roster (L2) ---
 ];

@@ -1,0 +1,205 @@
+import type pg from "pg";
+import QueryStream from "pg-query-stream";
+import {
+  problemRecord,
+  studentPolicy,
+  totalOf,
+  type AssignmentPolicy,
+  type ExtensionFacts,
+  type ProblemRecord,
+  type SubmissionFacts,
+} from "./policy.ts";
+
+/**
+ * A course's scores of record, one student at a time, from a Postgres cursor: the exports and the statistics
+ * read every student of a course, so nothing here may grow with the number of students. Rows arrive ordered by
+ * student; a student's rows are folded into their records when the next student's first row shows up.
+ */
+
+export interface ExportProblem {
+  slug: string;
+  title: string;
+  points: number;
+  graderType: string;
+}
+
+/** An assignment as the exports see it: its rules and the problems of its pinned revision, in order. */
+export interface ExportAssignment {
+  id: string;
+  title: string;
+  lmsAssignmentId: string | null;
+  policy: AssignmentPolicy;
+  problems: ExportProblem[];
+  maxTotal: number;
+}
+
+/** A submission with what the statistics read besides the policy's facts (only when asked for). */
+export interface ExportSubmission extends SubmissionFacts {
+  /** Choice answers of grades below full marks: the selected option ids. */
+  selected?: unknown;
+  /** Feedback of grades below full marks. */
+  feedback?: unknown;
+}
+
+export interface AssignmentGrades {
+  assignment: ExportAssignment;
+  problems: ProblemRecord[];
+  total: { score: number; maxScore: number };
+  /** Whether any problem has a score of record (a total of 0 from nothing is "no grade" in LMS files). */
+  graded: boolean;
+  /** Per problem slug, the submissions behind the records (for the statistics). */
+  submissions: Map<string, ExportSubmission[]>;
+}
+
+export interface StudentGrades {
+  userId: string;
+  name: string;
+  email: string;
+  assignments: AssignmentGrades[];
+}
+
+/**
+ * One row per submission of a student (one row with nulls for a student without any), with the grade of the
+ * submission's current run, its newest override not cleared, and the student's extension and exam start.
+ * Times are converted to timestamptz: Prisma stores UTC in `timestamp`, which pg would read as local time.
+ */
+const SQL = `
+SELECT u."id" AS "userId", u."name", u."email",
+       s."assignmentId", s."problemSlug", s."id" AS "submissionId", s."attempt",
+       s."createdAt" AT TIME ZONE 'UTC' AS "createdAt", s."status"::text AS "status", s."lastErrorCode",
+       g."rawScore", g."maxScore",
+       x."dueAt" AT TIME ZONE 'UTC' AS "xDueAt", x."lateUntil" AT TIME ZONE 'UTC' AS "xLateUntil",
+       x."extraAttempts" AS "xAttempts", x."extraMinutes" AS "xMinutes",
+       es."startedAt" AT TIME ZONE 'UTC' AS "startedAt",
+       o."score" AS "oScore", o."comment" AS "oComment", o."byId" AS "oBy", o."createdAt" AT TIME ZONE 'UTC' AS "oAt",
+       CASE WHEN $3::boolean AND g."rawScore" < g."maxScore" THEN s."answer" -> 'selected' END AS "selected",
+       CASE WHEN $3::boolean AND g."rawScore" < g."maxScore" THEN g."feedback" END AS "feedback"
+FROM "Enrollment" e
+JOIN "User" u ON u."id" = e."userId"
+LEFT JOIN "Submission" s ON s."userId" = e."userId" AND s."assignmentId" = ANY($2::uuid[])
+LEFT JOIN "Grade" g ON g."submissionId" = s."id" AND g."run" = s."gradingRun" AND g."kind" = 'auto'
+LEFT JOIN "Extension" x ON x."assignmentId" = s."assignmentId" AND x."userId" = e."userId"
+LEFT JOIN "ExamStart" es ON es."assignmentId" = s."assignmentId" AND es."userId" = e."userId"
+LEFT JOIN LATERAL (
+  SELECT "score", "comment", "byId", "createdAt" FROM "ScoreOverride"
+  WHERE "submissionId" = s."id" AND "clearedAt" IS NULL ORDER BY "createdAt" DESC, "id" DESC LIMIT 1
+) o ON TRUE
+WHERE e."courseId" = $1::uuid AND e."role" = 'student'
+ORDER BY u."name" COLLATE "C", u."email", u."id", s."assignmentId", s."problemSlug", s."createdAt", s."attempt"`;
+
+interface Row {
+  userId: string;
+  name: string;
+  email: string;
+  assignmentId: string | null;
+  problemSlug: string | null;
+  submissionId: string | null;
+  attempt: number;
+  createdAt: Date;
+  status: SubmissionFacts["status"];
+  lastErrorCode: string | null;
+  rawScore: number | null;
+  maxScore: number | null;
+  xDueAt: Date | null;
+  xLateUntil: Date | null;
+  xAttempts: number | null;
+  xMinutes: number | null;
+  startedAt: Date | null;
+  oScore: number | null;
+  oComment: string | null;
+  oBy: string | null;
+  oAt: Date | null;
+  selected: unknown;
+  feedback: unknown;
+}
+
+interface PerAssignment {
+  extension: ExtensionFacts | null;
+  startedAt: Date | null;
+  submissions: Map<string, ExportSubmission[]>;
+}
+
+interface Pending {
+  userId: string;
+  name: string;
+  email: string;
+  byAssignment: Map<string, PerAssignment>;
+}
+
+/** Rows fetched per round trip: enough to amortise the round trips, small enough to stay a few hundred kB. */
+const BATCH = 2000;
+
+/**
+ * Streams the course's students (enrolments with the student role) with their scores of record in `assignments`.
+ * The pg client stays checked out until the generator ends; a consumer that stops early (a client that hangs up)
+ * ends the cursor, and the connection is then discarded rather than reused mid-query.
+ */
+export async function* streamStudentGrades(
+  pool: pg.Pool,
+  courseId: string,
+  assignments: ExportAssignment[],
+  opts: { details?: boolean } = {},
+): AsyncGenerator<StudentGrades> {
+  const client = await pool.connect();
+  let finished = false;
+  try {
+    const rows = client.query(
+      new QueryStream(SQL, [courseId, assignments.map((a) => a.id), opts.details ?? false], { batchSize: BATCH, highWaterMark: BATCH }),
+    );
+    let current = null as Pending | null;
+    for await (const row of rows as AsyncIterable<Row>) {
+      if (current?.userId !== row.userId) {
+        if (current) yield finish(current, assignments);
+        current = { userId: row.userId, name: row.name, email: row.email, byAssignment: new Map() };
+      }
+      add(current, row);
+    }
+    if (current) yield finish(current, assignments);
+    finished = true;
+  } finally {
+    client.release(!finished);
+  }
+}
+
+function add(student: Pending, row: Row): void {
+  if (!row.assignmentId || !row.submissionId || !row.problemSlug) return;
+  let per = student.byAssignment.get(row.assignmentId);
+  if (!per) {
+    const extension =
+      row.xAttempts === null
+        ? null
+        : { dueAt: row.xDueAt, lateUntil: row.xLateUntil, extraAttempts: row.xAttempts, extraMinutes: row.xMinutes ?? 0 };
+    per = { extension, startedAt: row.startedAt, submissions: new Map() };
+    student.byAssignment.set(row.assignmentId, per);
+  }
+  const list = per.submissions.get(row.problemSlug) ?? [];
+  per.submissions.set(row.problemSlug, list);
+  list.push({
+    id: row.submissionId,
+    attempt: row.attempt,
+    createdAt: row.createdAt,
+    status: row.status,
+    lastErrorCode: row.lastErrorCode,
+    rawScore: row.rawScore,
+    maxScore: row.maxScore,
+    override: row.oScore === null ? null : { score: row.oScore, comment: row.oComment, byId: row.oBy, at: row.oAt! },
+    ...(row.selected != null ? { selected: row.selected } : {}),
+    ...(row.feedback != null ? { feedback: row.feedback } : {}),
+  });
+}
+
+/** The student's records: the same pure policy as the grades API, per assignment and problem of the pinned revision. */
+function finish(student: Pending, assignments: ExportAssignment[]): StudentGrades {
+  return {
+    userId: student.userId,
+    name: student.name,
+    email: student.email,
+    assignments: assignments.map((a) => {
+      const per = student.byAssignment.get(a.id);
+      const policy = studentPolicy(a.policy, per?.extension ?? null, per?.startedAt ?? null);
+      const submissions = per?.submissions ?? new Map<string, ExportSubmission[]>();
+      const problems = a.problems.map((p) => problemRecord(policy, p, submissions.get(p.slug) ?? []));
+      return { assignment: a, problems, total: totalOf(problems), graded: problems.some((r) => r.score !== null), submissions };
+    }),
+  };
+}
