@@ -39,6 +39,17 @@ export const submissionBody = z
     score: z.number().nullable(),
     maxScore: z.number().nullable(),
     lateFactor: z.number(),
+    /** A manual override, which is the score while it stands (staff also see byId and groupId). */
+    override: z
+      .object({
+        score: z.number(),
+        comment: z.string().nullable(),
+        at: z.date(),
+        byId: z.string().nullable().optional(),
+        groupId: z.string().nullable().optional(),
+      })
+      .nullable()
+      .optional(),
     feedback: z
       .object({ summary: z.string(), tests: z.array(testResult), reviewReasons: z.array(z.string()).optional() /* staff only */ })
       .nullable(),

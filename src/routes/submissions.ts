@@ -116,11 +116,18 @@ export const submissionRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       schema: {
         tags: ["submissions"],
-        summary: "Grade again against the problem's latest revision (course staff); the old grade stays in history",
+        summary: "Grade again against the assignment's pinned revision (course staff); the old grade stays in history",
+        description:
+          "A one-submission regrade: the new run starts at once (`run`), and `GET /v1/regrades/{regradeId}` reports the score of record " +
+          "old → new once it is graded. 422 `PROBLEM_NOT_IN_REVISION` when the pinned revision has no problem of the submission's slug.",
         params: z.object({ id: uuid }),
-        response: { 202: z.object({ id: uuid, status: z.string(), run: z.number().int() }), ...authErrors },
+        response: {
+          202: z.object({ id: uuid, status: z.string(), run: z.number().int(), regradeId: uuid }),
+          ...authErrors,
+          422: errorBody,
+        },
       },
     },
-    async (req, reply) => reply.status(202).send(await app.services.submissions.regrade(req.principal, req.params.id)),
+    async (req, reply) => reply.status(202).send(await app.services.regrades.regradeSubmission(req.principal, req.params.id)),
   );
 };

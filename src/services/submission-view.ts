@@ -1,7 +1,25 @@
 import { gradeResultSchema, type TestResult } from "../../graders/types.ts";
-import type { Assignment, Grade, Problem, ProblemSetRevision, Submission } from "../generated/prisma/client.ts";
+import type { Assignment, Grade, Problem, ProblemSetRevision, ScoreOverride, Submission } from "../generated/prisma/client.ts";
 
-type Row = Submission & { assignment: Assignment; grades: (Grade & { problem: Problem & { revision: ProblemSetRevision } })[] };
+type Row = Submission & {
+  assignment: Assignment;
+  grades: (Grade & { problem: Problem & { revision: ProblemSetRevision } })[];
+  /** The current override first (newest not cleared); absent or empty: none. */
+  overrides?: ScoreOverride[];
+};
+
+/**
+ * What a view reads: the grades newest run first (a run superseded by a regrade may still finish after it, so the
+ * current grade is the latest run's), and the newest override not cleared, which is the score while it stands.
+ */
+export const viewInclude = {
+  assignment: true,
+  grades: {
+    orderBy: [{ run: "desc" as const }, { createdAt: "desc" as const }],
+    include: { problem: { include: { revision: true } } },
+  },
+  overrides: { where: { clearedAt: null }, orderBy: [{ createdAt: "desc" as const }, { id: "desc" as const }], take: 1 },
+};
 
 const feedbackSchema = gradeResultSchema.shape.feedback;
 
@@ -37,10 +55,17 @@ export function studentTests(tests: TestResult[], closed: boolean): StudentTest[
     }));
 }
 
-/** The API shape of a submission; the newest grade is the current one. Staff also see how it was graded. */
+/**
+ * The API shape of a submission; the newest grade is the current one, and a manual override replaces its score.
+ * Students see the override's score and comment; staff also see who gave it and how it was graded.
+ */
 export function submissionView(s: Row, staff: boolean, now: Date) {
   const grade = s.grades[0];
   const feedback = grade ? feedbackSchema.parse(grade.feedback) : null;
+  const o = s.overrides?.[0];
+  const override = o
+    ? { score: o.score, comment: o.comment, at: o.createdAt, ...(staff ? { byId: o.byId, groupId: o.groupId } : {}) }
+    : null;
   const base = {
     id: s.id,
     assignmentId: s.assignmentId,
@@ -48,8 +73,9 @@ export function submissionView(s: Row, staff: boolean, now: Date) {
     userId: s.userId,
     status: s.status,
     attempt: s.attempt,
-    score: grade?.score ?? null,
+    score: override ? override.score : (grade?.score ?? null),
     maxScore: grade?.maxScore ?? null,
+    override,
     lateFactor: s.lateFactor,
     feedback:
       feedback && (staff ? feedback : { summary: feedback.summary, tests: studentTests(feedback.tests, isClosed(s.assignment, now)) }),
