@@ -21,7 +21,10 @@ import type { GradingQueue } from "./grading/queue.ts";
 import { WindowCounter } from "./lib/window-counter.ts";
 import { httpDuration, pressureRejections, registerQueueDepth, registerQueueLag } from "./metrics.ts";
 import { assignmentRoutes } from "./routes/assignments.ts";
+import { courseTokenRoutes } from "./routes/course-tokens.ts";
 import { courseRoutes } from "./routes/courses.ts";
+import { ltiAdminRoutes } from "./routes/lti-admin.ts";
+import { ltiRoutes } from "./routes/lti.ts";
 import { exportRoutes } from "./routes/exports.ts";
 import { operationRoutes } from "./routes/operations.ts";
 import { problemSetRoutes } from "./routes/problem-sets.ts";
@@ -34,6 +37,7 @@ import { AssignmentService } from "./services/gradebook/assignments.ts";
 import { ExtensionService } from "./services/gradebook/extensions.ts";
 import { ProblemSetService } from "./services/problem-sets.ts";
 import { SubmissionService } from "./services/submissions.ts";
+import { enforceTokenScope } from "./services/token-scope.ts";
 import { UserService } from "./services/users.ts";
 
 export interface AppDeps {
@@ -139,6 +143,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(multipart, { limits: { fileSize: config.BUNDLE_LIMIT_BYTES, files: 1, fields: 10 } });
 
   await app.register(operationRoutes);
+  // LTI: the platform and browsers reach these without a bearer token (signed id_tokens, state and nonce instead).
+  await app.register(ltiRoutes);
   await app.register(async (v1) => {
     // Counted in Redis so that every API instance shares the limits; a Redis outage lets requests through.
     const redis = new Redis(config.REDIS_URL, { connectTimeout: 500, maxRetriesPerRequest: 1, lazyConnect: true });
@@ -165,6 +171,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         }
         throw err;
       }
+      // Course-scoped tokens (LTI sessions, integration tokens): which routes they may call at all.
+      enforceTokenScope(req.principal, req.method, req.routeOptions.url);
       return payload;
     });
     if (config.RATE_LIMIT_PER_MIN > 0) {
@@ -188,6 +196,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await v1.register(courseRoutes);
     await v1.register(problemSetRoutes);
     await v1.register(submissionRoutes);
+    await v1.register(ltiAdminRoutes);
+    await v1.register(courseTokenRoutes);
     await v1.register(exportRoutes);
     await v1.register(assignmentRoutes);
   });

@@ -110,6 +110,8 @@ const schema = z.object({
   LTI_LANDING_URL: z.string().url().optional(),
   /** Lifetime of the session token an LTI launch issues. */
   LTI_SESSION_HOURS: z.coerce.number().positive().max(24 * 30).default(8),
+  /** After fetching a platform's JWKS, how long a token with an unknown kid waits before it may trigger a refetch. */
+  LTI_JWKS_COOLDOWN_S: z.coerce.number().min(0).default(30),
 });
 
 const DEV_SEED_SECRET = "dev-seed-secret-change-me";

@@ -20,6 +20,8 @@ export function requireUser(p: Principal): string {
  * Only "no such row" becomes null: a database failure propagates and the error handler answers 503, never 404.
  */
 export async function memberRole(db: Db, p: Principal, courseId: string): Promise<CourseRole | null> {
+  // A course-scoped token (LTI session, integration token) knows no other course, whoever its user is.
+  if (p.courseId && p.courseId !== courseId) return null;
   if (p.role === "admin") return (await db.course.findUnique({ where: { id: courseId }, select: { id: true } })) ? "instructor" : null;
   if (!p.userId) return null;
   const enrollment = await db.enrollment.findUnique({

@@ -8,6 +8,10 @@ export interface Principal {
   userId: string | null;
   role: "admin" | "user";
   tokenId: string | null;
+  /** Set for LTI session and integration tokens: the token acts only in this course (memberRole answers null elsewhere). */
+  courseId?: string | null;
+  /** What a scoped token may do (e.g. "grades:read", see token-scope.ts); null = whatever its user may do. */
+  scope?: string | null;
 }
 
 const LAST_USED_RESOLUTION_MS = 60_000;
@@ -43,7 +47,9 @@ export class AuthService {
       if (!token.lastUsedAt || Date.now() - token.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
         await this.db.apiToken.update({ where: { id: token.id }, data: { lastUsedAt: new Date() } });
       }
-      return { userId: token.userId, role: token.user.role, tokenId: token.id };
+      // An LTI session never carries admin powers: the platform vouches for a person in its course, nothing more.
+      const role = token.kind === "session" ? "user" : token.user.role;
+      return { userId: token.userId, role, tokenId: token.id, courseId: token.courseId, scope: token.scope };
     }
 
     const admin = this.config.ADMIN_TOKEN;
@@ -60,7 +66,7 @@ export class AuthService {
     if (!retired) {
       // Databases from before the flag existed: an admin token already issued retires the bootstrap now.
       const adminTokens = await this.db.apiToken.count({ where: { user: { role: "admin" } } });
-      if (adminTokens === 0) return { userId: null, role: "admin", tokenId: null };
+      if (adminTokens === 0) return { userId: null, role: "admin", tokenId: null, courseId: null, scope: null };
       await retireBootstrapToken(this.db, "an admin user holds a token");
     }
     throw new UnauthorizedError(

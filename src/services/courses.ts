@@ -77,8 +77,9 @@ export class CourseService {
     return this.db.$transaction(async (tx) => {
       const e = await tx.enrollment.upsert({
         where: { courseId_userId: { courseId, userId } },
-        create: { courseId, userId, role },
-        update: { role },
+        // Set by hand: from now on an LTI launch or a roster sync leaves this role alone (see src/lti/provision.ts).
+        create: { courseId, userId, role, source: "api" },
+        update: { role, source: "api" },
       });
       await audit(tx, p.userId, "enrollment.put", { type: "course", id: courseId }, { userId, role });
       return { courseId: e.courseId, userId: e.userId, role: e.role };

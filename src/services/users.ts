@@ -43,7 +43,10 @@ export class UserService {
       email: user.email,
       name: user.name,
       role: user.role,
-      courses: user.enrollments.map((e) => ({ id: e.courseId, slug: e.course.slug, title: e.course.title, role: e.role as CourseRole })),
+      // A course-scoped token (LTI session, integration) shows only its own course, like everything else it reads.
+      courses: user.enrollments
+        .filter((e) => !p.courseId || e.courseId === p.courseId)
+        .map((e) => ({ id: e.courseId, slug: e.course.slug, title: e.course.title, role: e.role as CourseRole })),
     };
   }
 
