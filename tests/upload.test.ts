@@ -60,14 +60,24 @@ describe("POST /v1/problem-sets", () => {
     expect((await upload(w.instructor.token, multipart("bundle", "zoo.tar.gz", edited))).json().revision).toBe(3);
     const before = (await h.call("GET", `/v1/submissions/${sub.id}`, { token: w.instructor.token })).json();
     expect(before.grades[0]).toMatchObject({ problemRevision: 2, score: 2 });
-    // A regrade uses the latest revision and records it; the old grade stays.
+    // An upload never moves an assignment: a regrade stays on its pinned revision; the old grade stays beside the new.
     await h.call("POST", `/v1/submissions/${sub.id}/regrade`, { token: w.instructor.token });
     await waitForGrade(h, sub.id, w.instructor.token);
     const after = (await h.call("GET", `/v1/submissions/${sub.id}`, { token: w.instructor.token })).json();
     expect(after.grades.map((g: { problemRevision: number; score: number }) => [g.problemRevision, g.score])).toEqual([
-      [3, 0],
+      [2, 2],
       [2, 2],
     ]);
+    // A new assignment pins the latest revision, and grades against it.
+    const newer = await createAssignment(h, w, { problemSet: "grader-zoo" });
+    const again = (
+      await h.call("POST", `/v1/assignments/${newer}/problems/single-choice/submissions`, {
+        token: s.token,
+        body: { answer: { selected: ["red"] } },
+      })
+    ).json();
+    const graded = await waitForGrade(h, again.id, w.instructor.token);
+    expect(graded.grades.map((g: { problemRevision: number; score: number }) => [g.problemRevision, g.score])).toEqual([[3, 0]]);
   });
 
   it("a bundle with errors is a 422 listing every error with its file and field, and stores nothing", async () => {
