@@ -26,6 +26,7 @@ import { courseRoutes } from "./routes/courses.ts";
 import { ltiAdminRoutes } from "./routes/lti-admin.ts";
 import { ltiRoutes } from "./routes/lti.ts";
 import { exportRoutes } from "./routes/exports.ts";
+import { ltiServiceRoutes } from "./routes/lti-services.ts";
 import { operationRoutes } from "./routes/operations.ts";
 import { problemSetRoutes } from "./routes/problem-sets.ts";
 import { submissionRoutes } from "./routes/submissions.ts";
@@ -200,6 +201,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await v1.register(courseTokenRoutes);
     await v1.register(exportRoutes);
     await v1.register(assignmentRoutes);
+    await v1.register(ltiServiceRoutes);
   });
   return app;
 }

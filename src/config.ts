@@ -112,6 +112,13 @@ const schema = z.object({
   LTI_SESSION_HOURS: z.coerce.number().positive().max(24 * 30).default(8),
   /** After fetching a platform's JWKS, how long a token with an unknown kid waits before it may trigger a refetch. */
   LTI_JWKS_COOLDOWN_S: z.coerce.number().min(0).default(30),
+  /** Score passback: deliveries to the LMS before a score becomes a dead letter, and the first backoff (doubles each time). */
+  LTI_PASSBACK_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
+  LTI_PASSBACK_BACKOFF_MS: z.coerce.number().int().min(1).default(5000),
+  /** Timeout of one HTTP call to a platform (token, line items, scores, memberships). */
+  LTI_HTTP_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  /** NRPS roster sync reads at most this many pages (Link rel="next") per context. */
+  LTI_ROSTER_MAX_PAGES: z.coerce.number().int().min(1).default(200),
 });
 
 const DEV_SEED_SECRET = "dev-seed-secret-change-me";

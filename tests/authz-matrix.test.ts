@@ -240,6 +240,61 @@ const ROWS: Row[] = [
   },
   // --- LTI: registration, keys, launch, deep linking, scoped tokens (L1) ---
   // --- LTI: AGS, NRPS, passback, roster (L2) ---
+  {
+    route: "POST /v1/courses/:courseId/roster/sync",
+    who: "course staff, admin",
+    expect: [401, 403, 404, 202, 202, 404, 202],
+    request: () => ({ url: `/v1/courses/${a.courseId}/roster/sync` }),
+  },
+  {
+    route: "GET /v1/courses/:courseId/enrollments",
+    who: "course staff, admin",
+    expect: [401, 403, 404, 200, 200, 404, 200],
+    request: () => ({ url: `/v1/courses/${a.courseId}/enrollments` }),
+  },
+  {
+    route: "GET /v1/courses/:courseId/passbacks",
+    who: "course staff, admin",
+    expect: [401, 403, 404, 200, 200, 404, 200],
+    request: () => ({ url: `/v1/courses/${a.courseId}/passbacks?status=dead` }),
+  },
+  {
+    route: "POST /v1/courses/:courseId/passbacks/:id/retry",
+    who: "instructor of the course, admin",
+    expect: [401, 403, 404, 403, 202, 404, 202],
+    request: async () => {
+      // A dead letter of course A (an LTI link made directly: the matrix tests who may retry, not passback itself).
+      const platform = await h.db.ltiPlatform.upsert({
+        where: { issuer_clientId: { issuer: "https://lms.matrix.example", clientId: "matrix" } },
+        update: {},
+        create: {
+          issuer: "https://lms.matrix.example",
+          clientId: "matrix",
+          deploymentIds: ["1"],
+          authLoginUrl: "https://lms.matrix.example/auth",
+          authTokenUrl: "https://lms.matrix.example/token",
+          jwksUrl: "https://lms.matrix.example/jwks",
+        },
+      });
+      const context = await h.db.ltiContext.upsert({
+        where: { platformId_contextId: { platformId: platform.id, contextId: "matrix-a" } },
+        update: {},
+        create: { platformId: platform.id, contextId: "matrix-a", courseId: a.courseId, deploymentId: "1", scopes: [] },
+      });
+      const row = await h.db.scorePassback.create({
+        data: {
+          contextRowId: context.id,
+          assignmentId: assignmentA,
+          userId: people.student.id,
+          scoreGiven: 1,
+          scoreMaximum: 2,
+          status: "dead",
+          lastStatus: 400,
+        },
+      });
+      return { url: `/v1/courses/${a.courseId}/passbacks/${row.id}/retry` };
+    },
+  },
 ];
 
 /** A changed revision of the instructor's own set, so that an allowed upload really writes one. */

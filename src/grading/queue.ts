@@ -27,7 +27,9 @@ export function redisConnection(config: Pick<Config, "REDIS_URL">): ConnectionOp
 
 /** One queue carries every job kind (src/jobs/registry.ts); the job's name says which. */
 export type GradingQueue = Queue;
-export type QueueConfig = Pick<Config, "REDIS_URL" | "QUEUE_PREFIX" | "GRADING_ATTEMPTS" | "GRADING_BACKOFF_MS">;
+export type QueueConfig = Pick<Config, "REDIS_URL" | "QUEUE_PREFIX" | "GRADING_ATTEMPTS" | "GRADING_BACKOFF_MS"> &
+  // Job kinds read their own policies from the queue's settings (LTI passback: src/jobs/lti-passback.ts).
+  Partial<Pick<Config, "LTI_PASSBACK_ATTEMPTS" | "LTI_PASSBACK_BACKOFF_MS" | "LTI_HTTP_TIMEOUT_MS" | "LTI_ROSTER_MAX_PAGES">>;
 
 /** Attempts and the first backoff of a job kind; later retries double it (exponential). */
 export interface RetryPolicy {

@@ -2,7 +2,18 @@ import { gradeSubmission } from "../grading/grade-submission.ts";
 import { GRADING_JOB, gradingJobSchema, gradingRetry, jobIdFor, type GradingJob } from "../grading/queue.ts";
 import { recoverable, release, takeForRecovery } from "../grading/states.ts";
 import { gradingOutcomes } from "../metrics.ts";
-import type { JobKind } from "./registry.ts";
+import { scoresMayHaveChanged } from "../services/gradebook/notify.ts";
+import type { JobDeps, JobKind } from "./registry.ts";
+
+/** The LMS gradebook follows (LTI passback); never fails grading, whose grade is committed already. */
+async function passScoresOn(deps: JobDeps, submissionId: string): Promise<void> {
+  try {
+    const s = await deps.db.submission.findUnique({ where: { id: submissionId }, select: { assignmentId: true, userId: true } });
+    if (s) await scoresMayHaveChanged(deps, s.assignmentId, [s.userId]);
+  } catch (err) {
+    deps.log.warn({ err, submissionId }, "could not tell the gradebook's listeners about a grade");
+  }
+}
 
 /** Grading one run of one submission: the first job kind. */
 export const gradingKind: JobKind<GradingJob> = {
@@ -18,6 +29,8 @@ export const gradingKind: JobKind<GradingJob> = {
       // Another worker holds a live lease on the run, or it is backing off: come back when that ends.
       if (typeof outcome === "object") return await ctx.delayUntil(outcome.busyUntil);
       log.info({ ...job, outcome, jobId: ctx.jobId }, "graded");
+      // Also on "skipped" (a duplicate delivery): the first one may have died between its grade and this call.
+      await passScoresOn(ctx.deps, job.submissionId);
       return outcome;
     } catch (err) {
       const { number, last } = ctx.attempt;

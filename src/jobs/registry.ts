@@ -3,7 +3,9 @@ import type { Db } from "../db.ts";
 import type { GradeDeps } from "../grading/grade-submission.ts";
 import { queueConfig, retryOptions, type GradingQueue, type QueueConfig, type RetryPolicy } from "../grading/queue.ts";
 import { gradingKind } from "./grading.ts";
+import { ltiPassbackKind } from "./lti-passback.ts";
 import { regradeKind } from "./regrade.ts";
+import { rosterSyncKind } from "./roster-sync.ts";
 
 /**
  * Every kind of durable work, declared once. Postgres is the source of truth for each: a kind's
@@ -55,7 +57,7 @@ export interface JobKind<P> {
 export type AnyJobKind = JobKind<any>;
 
 /** Register a new kind by adding it here. */
-export const JOB_KINDS: readonly AnyJobKind[] = [gradingKind, regradeKind];
+export const JOB_KINDS: readonly AnyJobKind[] = [gradingKind, regradeKind, ltiPassbackKind, rosterSyncKind];
 
 export function findKind(name: string, kinds: readonly AnyJobKind[] = JOB_KINDS): AnyJobKind | undefined {
   return kinds.find((k) => k.name === name);

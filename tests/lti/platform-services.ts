@@ -57,6 +57,8 @@ export interface ServiceState {
   failScores: { count: number; status: number; retryAfter?: string; body?: unknown };
   /** expires_in of issued tokens, seconds. */
   tokenLifetime: number;
+  /** Score posts wait this long before the platform answers (a score in flight). */
+  scoreDelayMs: number;
   lineItemCount: number;
   usedJti: Set<string>;
 }
@@ -72,6 +74,7 @@ export const newServiceState = (): ServiceState => ({
   membershipRequests: [],
   failScores: { count: 0, status: 503 },
   tokenLifetime: 3600,
+  scoreDelayMs: 0,
   lineItemCount: 0,
   usedJti: new Set(),
 });
@@ -218,7 +221,10 @@ export async function handleServices(
     return found ? [200, lineItemJson(p, found.li), { "content-type": MEDIA.lineItem }] : [404, { error: "no such line item" }];
   }
   m = /^\/lineitems\/([^/]+)\/scores$/.exec(path);
-  if (m && req.method === "POST") return score(p, req, m[1]!, raw);
+  if (m && req.method === "POST") {
+    if (p.state.scoreDelayMs) await new Promise((r) => setTimeout(r, p.state.scoreDelayMs));
+    return score(p, req, m[1]!, raw);
+  }
   m = /^\/contexts\/([^/]+)\/memberships$/.exec(path);
   if (m && req.method === "GET") return memberships(p, req, url, decodeURIComponent(m[1]!));
   return null;

@@ -1,5 +1,6 @@
 import type { Db } from "../../db.ts";
 import type { GradingQueue } from "../../grading/queue.ts";
+import { queuePassbacks } from "../../lti/passback.ts";
 
 type Logger = { warn(obj: object, msg: string): void };
 
@@ -7,13 +8,17 @@ type Logger = { warn(obj: object, msg: string): void };
  * Called after anything that may change students' assignment scores of record: a grade written, an
  * override, a group grade, an extension, a regrade's end. Listeners (LTI score passback) recompute
  * the score themselves, so calling this when nothing changed is harmless.
+ * Never throws: the change that called it is committed already, and a passback problem must not fail it
+ * (grading, an override…); the error is logged, and the next change of that student's score sends the latest.
  */
 export async function scoresMayHaveChanged(
   deps: { db: Db; queue: GradingQueue; log: Logger },
   assignmentId: string,
   userIds: readonly string[],
 ): Promise<void> {
-  void deps;
-  void assignmentId;
-  void userIds;
+  try {
+    await queuePassbacks(deps, assignmentId, userIds);
+  } catch (err) {
+    deps.log.warn({ err, assignmentId, users: userIds.length }, "LTI score passback could not be queued");
+  }
 }
