@@ -191,7 +191,8 @@ const subsArb = fc.array(fc.record({ h: fc.integer({ min: -48, max: 150 }), raw:
   minLength: 1,
   maxLength: 8,
 });
-const toPolicy = (g: fc.RecordValue<typeof policyArb>): AssignmentPolicy => ({
+type PolicyGen = typeof policyArb extends fc.Arbitrary<infer T> ? T : never;
+const toPolicy = (g: PolicyGen): AssignmentPolicy => ({
   ...base,
   lateUntil: g.lateUntilH === null ? null : at(g.lateUntilH),
   latePenaltyPerDay: g.steps ? 0 : g.perDay,

@@ -83,7 +83,7 @@ export class SubmissionService {
     let maxAttempts: number | null = null;
     if (!isStaff(role)) {
       const now = new Date();
-      const policy = await policyNow(this.db, assignment, userId, now);
+      const { policy } = await policyNow(this.db, assignment, userId, now);
       windowError = windowRefusal(policy, now);
       const w = windowAt(policy, now);
       if (w.open) lateFactor = w.lateFactor;

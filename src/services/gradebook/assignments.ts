@@ -8,7 +8,7 @@ import { assignmentIncludes, assignmentView, checkSchedule } from "../courses.ts
 import type { ProblemSetService } from "../problem-sets.ts";
 import { scoresMayHaveChanged } from "./notify.ts";
 import { parseLateSteps, windowAt, type LateStep } from "./policy.ts";
-import { assignmentRecords, loadStudentPolicy, type StudentRecord } from "./records.ts";
+import { assignmentRecords, type StudentRecord } from "./records.ts";
 import { policyNow } from "./submit-rules.ts";
 
 type Logger = { warn(obj: object, msg: string): void };
@@ -57,17 +57,14 @@ export class AssignmentService {
     if (!staff && a.opensAt && now < a.opensAt)
       throw new AppError(403, "ASSIGNMENT_NOT_OPEN", `This assignment opens at ${a.opensAt.toISOString()}.`, { opensAt: a.opensAt });
     const userId = p.userId;
-    const policy = !staff && userId ? await policyNow(this.db, a, userId, now) : null;
-    const own = policy && userId ? (await assignmentRecords(this.db, a.id, { userId }))[0] : undefined;
-    const [revision, extension, examStart] = await Promise.all([
+    const mine = !staff && userId ? await policyNow(this.db, a, userId, now) : null;
+    const policy = mine?.policy ?? null;
+    const [revision, own] = await Promise.all([
       this.db.problemSetRevision.findUniqueOrThrow({
         where: { id: a.revisionId },
         include: { problems: { orderBy: { position: "asc" } } },
       }),
-      policy && userId ? loadStudentPolicy(this.db, a, userId).then((l) => l.extension) : null,
-      policy && userId && a.timeLimitMinutes !== null
-        ? this.db.examStart.findUnique({ where: { assignmentId_userId: { assignmentId: a.id, userId } } })
-        : null,
+      mine && userId ? assignmentRecords(this.db, a.id, { userId }).then((r) => r[0]) : undefined,
     ]);
     const recordOf = new Map(own?.problems.map((r) => [r.problem, r]));
     const w = policy ? windowAt(policy, now) : null;
@@ -89,9 +86,9 @@ export class AssignmentService {
         dueAt: policy ? policy.dueAt : a.dueAt,
         lateUntil: policy ? policy.lateUntil : a.lateUntil,
         maxAttempts: policy ? policy.maxAttempts : a.maxAttempts,
-        examStartedAt: examStart?.startedAt ?? null,
+        examStartedAt: mine?.examStartedAt ?? null,
         examEndsAt: policy?.examEndsAt ?? null,
-        extension: extension ?? null,
+        extension: mine?.extension ?? null,
         // Staff are bound by no window; a student's says whether a submission now is taken and what it keeps.
         window: w
           ? w.open

@@ -25,15 +25,16 @@ export function windowRefusal(p: StudentPolicy, now: Date): AppError | null {
 }
 
 /**
- * A student's policy for a submission or a view now. On a timed assignment that has opened, the first call starts
- * their clock (insert-if-absent: of two racing first views, both read the one start that was stored).
+ * A student's policy for a submission or a view now, with their extension and exam start. On a timed assignment
+ * that is open to them, the first call starts their clock (insert-if-absent: of two racing first views, both read
+ * the one start that was stored).
  */
-export async function policyNow(db: Db, a: Assignment, userId: string, now: Date): Promise<StudentPolicy> {
+export async function policyNow(db: Db, a: Assignment, userId: string, now: Date) {
   const loaded = await loadStudentPolicy(db, a, userId);
   // Not before it opens nor after it closed: the clock starts only for someone who could still answer.
-  if (a.timeLimitMinutes === null || loaded.examStartedAt || !windowAt(loaded.policy, now).open) return loaded.policy;
+  if (a.timeLimitMinutes === null || loaded.examStartedAt || !windowAt(loaded.policy, now).open) return loaded;
   await db.examStart.createMany({ data: [{ assignmentId: a.id, userId, startedAt: now }], skipDuplicates: true });
-  return (await loadStudentPolicy(db, a, userId)).policy;
+  return loadStudentPolicy(db, a, userId);
 }
 
 /**
