@@ -39,12 +39,16 @@ export async function publicJwks(db: Db, now = new Date()): Promise<{ keys: JWK[
   return { keys: rows.map((r) => publicOnly(r.publicJwk as JWK)) };
 }
 
-/** A new key signs from now on; the keys it replaces stay published for `graceHours`, then drop out of the JWKS. */
+/**
+ * A new key signs from now on; the keys it replaces stay published for `graceHours`, then drop out of the JWKS. A
+ * key still inside an earlier, longer grace period is cut to this one: graceHours 0 after a leak removes every old key.
+ */
 export async function rotateKeys(db: Db, graceHours: number, actorId: string | null) {
   const retiredAt = new Date(Date.now() + graceHours * 3_600_000);
   return withKeyLock(db, async (tx) => {
-    const old = await tx.ltiKey.findMany({ where: { retiredAt: null }, select: { kid: true } });
-    await tx.ltiKey.updateMany({ where: { retiredAt: null }, data: { retiredAt } });
+    const affected = { OR: [{ retiredAt: null }, { retiredAt: { gt: retiredAt } }] };
+    const old = await tx.ltiKey.findMany({ where: affected, select: { kid: true }, orderBy: { createdAt: "desc" } });
+    await tx.ltiKey.updateMany({ where: affected, data: { retiredAt } });
     const key = await insertKey(tx);
     await tx.auditEvent.create({
       data: {

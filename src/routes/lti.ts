@@ -6,6 +6,7 @@ import { sendAutoPostForm, sendLtiError, sendRegistrationDone, wantsJson } from 
 import { publicJwks } from "../lti/keys.ts";
 import { validateLaunch } from "../lti/launch.ts";
 import { initiateLogin } from "../lti/login.ts";
+import { requestRosterSync } from "../lti/nrps.ts";
 import { DEFAULT_JWKS_OPTIONS, PlatformKeySets } from "../lti/platform-jwks.ts";
 import { PlatformService } from "../lti/platforms.ts";
 import { provisionLaunch } from "../lti/provision.ts";
@@ -108,6 +109,12 @@ export const ltiRoutes: FastifyPluginAsyncZod = async (app) => {
         const result = await provisionLaunch(app.db, app.config, launch);
         if (req.body.state) clearStateCookie(reply, req.body.state);
         req.log.info({ platformId: launch.platform.id, userId: result.userId, courseId: result.courseId, role: result.role }, "LTI launch");
+        // An instructor's launch brings the roster (L2's NRPS job), so the gradebook shows students before they submit.
+        // The launch itself must not fail on it: the sweep of the job registry recovers a sync that could not be queued.
+        if (result.role === "instructor")
+          await requestRosterSync({ db: app.db, queue: app.queue }, result.contextRowId).catch((e: unknown) =>
+            req.log.warn({ err: e, contextRowId: result.contextRowId }, "roster sync after an instructor's launch not queued"),
+          );
         if (!wantsJson(req)) return reply.redirect(landingUrl(app.config, result), 302);
         return {
           token: result.token,
