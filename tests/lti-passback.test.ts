@@ -4,6 +4,8 @@
  * its retry, and a newer score arriving while an older one is in flight.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ltiPassbackKind } from "../src/jobs/lti-passback.ts";
+import { recoverOnce } from "../src/jobs/outbox.ts";
 import { deliverPassback } from "../src/lti/passback-send.ts";
 import { scoresMayHaveChanged } from "../src/services/gradebook/notify.ts";
 import { ltiCourse, studentLaunch, submit, until, type LtiCourse } from "./lti/course-setup.ts";
@@ -190,5 +192,25 @@ describe("score passback", () => {
     } finally {
       platform.state.scoreDelayMs = 0;
     }
+  });
+
+  it("a pending score whose job was lost (the process died before enqueuing) is sent by the outbox, once", async () => {
+    const stu = await studentLaunch(tool, platform, course, "stu-lost");
+    const context = await tool.h.db.ltiContext.findFirstOrThrow({ where: { courseId: course.courseId } });
+    // The row as writeScore commits it, with no job in Redis.
+    await tool.h.db.scorePassback.create({
+      data: {
+        contextRowId: context.id,
+        assignmentId: course.assignmentId,
+        userId: stu.userId,
+        scoreGiven: 4,
+        scoreMaximum: 5,
+        comment: "recovered",
+      },
+    });
+    expect(await recoverOnce(tool.h.db, tool.h.queue, { graceMs: 0 }, [ltiPassbackKind])).toBe(1);
+    expect((await scoresAfter("stu-lost", 1)).map((s) => [s.scoreGiven, s.comment])).toEqual([[4, "recovered"]]);
+    // Sent rows are not recovered again.
+    expect(await recoverOnce(tool.h.db, tool.h.queue, { graceMs: 0 }, [ltiPassbackKind])).toBe(0);
   });
 });
