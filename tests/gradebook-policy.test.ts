@@ -158,6 +158,15 @@ describe("score of record", () => {
     expect(lastLow.score).toBe(0.5);
   });
 
+  it("last: a rejection that used no attempt does not replace the answer before it (unless the assignment counts it)", () => {
+    const last = { ...base, scorePolicy: "last" as const };
+    const subs = () => [sub(-5, 2), sub(-4, 0, { status: "rejected" }), sub(-3, 0, { status: "failed", lastErrorCode: "GRADING_FAILED" })];
+    expect(problemRecord(noExt(last), problem, subs())).toMatchObject({ score: 2, attemptsUsed: 1 });
+    expect(problemRecord(noExt({ ...last, countPrecheckRejections: true }), problem, subs())).toMatchObject({ score: 0, attemptsUsed: 2 });
+    const ran = [sub(-5, 2), sub(-4, 0, { status: "rejected", lastErrorCode: "MODEL_TIMEOUT" })];
+    expect(problemRecord(noExt(last), problem, ran).score).toBe(0);
+  });
+
   it("an override replaces the automatic score of its submission and names who gave it", () => {
     const override = { score: 1.75, comment: "partial credit", byId: "ta", at: at(50) };
     const r = problemRecord(noExt(), problem, [sub(-5, 1), sub(-4, 0, { override })]);

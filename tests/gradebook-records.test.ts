@@ -167,7 +167,7 @@ describe("attempts", () => {
     const a = await assign({ maxAttempts: 1 });
     const rejected = await submitGraded(a, s1, { selected: ["purple"] }); // an unknown option: refused by the grader's check
     expect(rejected.status).toBe("rejected");
-    expect(await record(a, s1)).toMatchObject({ attemptsUsed: 0, score: 0 });
+    expect(await record(a, s1)).toMatchObject({ attemptsUsed: 0, score: null });
     expect((await patch(a, { countPrecheckRejections: true })).statusCode).toBe(200);
     expect((await post(a, s1, RIGHT)).json().error).toMatchObject({ code: "ATTEMPTS_EXHAUSTED", details: { used: 1, max: 1 } });
     expect((await patch(a, { countPrecheckRejections: false })).statusCode).toBe(200);

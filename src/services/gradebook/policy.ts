@@ -154,6 +154,8 @@ function worth(p: StudentPolicy, s: SubmissionFacts): { score: number; lateFacto
   const factor = w.open ? w.lateFactor : s.createdAt < (p.opensAt ?? s.createdAt) ? 1 : 0;
   if (s.override) return { score: s.override.score, lateFactor: factor };
   if (s.rawScore === null || (s.status !== "graded" && s.status !== "rejected")) return null;
+  // A rejection that used no attempt (refused before anything ran) is no answer: under `last` it must not replace one.
+  if (!usesAttempt(p, s)) return null;
   return { score: round6(s.rawScore * factor), lateFactor: factor };
 }
 
