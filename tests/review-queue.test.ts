@@ -76,13 +76,7 @@ describe("the review queue", () => {
   it("lists the flagged submissions in groups of one answer each, stable ids, unflagged ones left out", async () => {
     const groups = await queue();
     const members = groups.map((g) => [...g.submissionIds].sort());
-    expect(members).toEqual(
-      expect.arrayContaining([
-        [subs.sameA, subs.sameB].sort(),
-        [subs.longA, subs.longB].sort(),
-        [subs.other],
-      ]),
-    );
+    expect(members).toEqual(expect.arrayContaining([[subs.sameA, subs.sameB].sort(), [subs.longA, subs.longB].sort(), [subs.other]]));
     expect(groups).toHaveLength(3);
     expect(groups.every((g) => g.problem === "explain")).toBe(true);
     expect(groups.find((g) => g.size === 1)!.representative).toEqual({ text: OTHER });
@@ -101,7 +95,10 @@ describe("the review queue", () => {
     const asStudent = await h.call("POST", url, { token: w.students[0]!.token, body: { score: 1, comment: "x" } });
     expect(asStudent.statusCode).toBe(403);
 
-    const res = await h.call("POST", url, { token: w.instructor.token, body: { score: 1, comment: "Half: a falling loss proves little." } });
+    const res = await h.call("POST", url, {
+      token: w.instructor.token,
+      body: { score: 1, comment: "Half: a falling loss proves little." },
+    });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ graded: 2, groupId: group.groupId, problem: "explain" });
     for (const [id, student] of [

@@ -108,12 +108,13 @@ export const gradingStaffRoutes: FastifyPluginAsyncZod = async (app) => {
           "202 `{id}`: follow `GET /v1/regrades/{id}`. Nothing to regrade: 200 with the (empty, done) report. " +
           "Overrides stay unless `clearOverrides`.",
         params: z.object({ assignmentId: uuid }),
-        body: z.strictObject({ problem: slug.optional(), userId: uuid.optional(), clearOverrides: z.boolean().optional() }).default({}),
+        // No body at all is the whole assignment.
+        body: z.strictObject({ problem: slug.optional(), userId: uuid.optional(), clearOverrides: z.boolean().optional() }).nullish(),
         response: { 200: regradeReport, 202: z.object({ id: uuid }), ...authErrors, 422: errorBody },
       },
     },
     async (req, reply) => {
-      const r = await s().regrades.start(req.principal, req.params.assignmentId, req.body);
+      const r = await s().regrades.start(req.principal, req.params.assignmentId, req.body ?? {});
       if (r.done) return reply.status(200).send(await s().regrades.report(req.principal, r.id));
       return reply.status(202).send({ id: r.id });
     },
