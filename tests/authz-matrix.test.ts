@@ -239,6 +239,141 @@ const ROWS: Row[] = [
     request: () => ({ url: `/v1/courses/${a.courseId}/statistics` }),
   },
   // --- LTI: registration, keys, launch, deep linking, scoped tokens (L1) ---
+  { route: "GET /lti/jwks.json", who: "anyone (the tool's public keys)", expect: PUBLIC, request: get("/lti/jwks.json") },
+  { route: "GET /lti/config.json", who: "anyone (Canvas tool configuration)", expect: PUBLIC, request: get("/lti/config.json") },
+  {
+    route: "GET /lti/login",
+    who: "the platform (OIDC login initiation; a bearer token changes nothing)",
+    expect: [302, 302, 302, 302, 302, 302, 302],
+    request: async () => {
+      const p = await h.db.ltiPlatform.upsert({
+        where: { issuer_clientId: { issuer: "https://lms.matrix.example", clientId: "matrix" } },
+        create: {
+          issuer: "https://lms.matrix.example",
+          clientId: "matrix",
+          deploymentIds: ["1"],
+          authLoginUrl: "https://lms.matrix.example/auth",
+          authTokenUrl: "https://lms.matrix.example/token",
+          jwksUrl: "https://lms.matrix.example/jwks",
+        },
+        update: { disabledAt: null },
+      });
+      const q = new URLSearchParams({
+        iss: p.issuer,
+        client_id: p.clientId,
+        login_hint: "u1",
+        target_link_uri: `${h.config.PUBLIC_URL}/lti/launch`,
+      });
+      return { url: `/lti/login?${q}` };
+    },
+  },
+  {
+    route: "POST /lti/login",
+    who: "the platform (a bearer token changes nothing)",
+    expect: [302, 302, 302, 302, 302, 302, 302],
+    request: () => ({
+      url: "/lti/login",
+      body: {
+        iss: "https://lms.matrix.example",
+        client_id: "matrix",
+        login_hint: "u1",
+        target_link_uri: `${h.config.PUBLIC_URL}/lti/launch`,
+      },
+    }),
+  },
+  {
+    route: "POST /lti/launch",
+    who: "the platform's form post (400 here: no id_token; a bearer token changes nothing)",
+    expect: [400, 400, 400, 400, 400, 400, 400],
+    request: () => ({ url: "/lti/launch", body: { state: "none" } }),
+  },
+  {
+    route: "POST /lti/deep-link",
+    who: "an instructor with a deep-linking launch's session token (403 for any other token)",
+    expect: [401, 403, 403, 403, 403, 403, 403],
+    request: () => ({ url: "/lti/deep-link", body: { problemSet: "a-set" } }),
+  },
+  {
+    route: "GET /lti/register",
+    who: "an LMS admin's browser, opened by the platform (400 here: no openid_configuration)",
+    expect: [400, 400, 400, 400, 400, 400, 400],
+    request: get("/lti/register"),
+  },
+  {
+    route: "POST /v1/lti/platforms",
+    who: "admin",
+    expect: ADMIN_ONLY(201),
+    request: () => ({
+      url: "/v1/lti/platforms",
+      body: {
+        issuer: "https://lms.matrix.example",
+        clientId: `c-${unique()}`,
+        deploymentIds: ["1"],
+        authLoginUrl: "https://lms.matrix.example/auth",
+        authTokenUrl: "https://lms.matrix.example/token",
+        jwksUrl: "https://lms.matrix.example/jwks",
+      },
+    }),
+  },
+  { route: "GET /v1/lti/platforms", who: "admin", expect: ADMIN_ONLY(200), request: get("/v1/lti/platforms") },
+  {
+    route: "PATCH /v1/lti/platforms/:platformId",
+    who: "admin",
+    expect: ADMIN_ONLY(200),
+    request: async () => {
+      const p = await h.db.ltiPlatform.findFirstOrThrow({ where: { issuer: "https://lms.matrix.example", clientId: "matrix" } });
+      return { url: `/v1/lti/platforms/${p.id}`, body: { deploymentIds: ["1", "2"] } };
+    },
+  },
+  {
+    route: "DELETE /v1/lti/platforms/:platformId",
+    who: "admin",
+    expect: ADMIN_ONLY(204),
+    request: async () => {
+      const p = await h.db.ltiPlatform.create({
+        data: {
+          issuer: "https://lms.matrix.example",
+          clientId: `d-${unique()}`,
+          deploymentIds: [],
+          authLoginUrl: "https://a.example",
+          authTokenUrl: "https://a.example",
+          jwksUrl: "https://a.example",
+        },
+      });
+      return { url: `/v1/lti/platforms/${p.id}` };
+    },
+  },
+  { route: "GET /v1/lti/keys", who: "admin", expect: ADMIN_ONLY(200), request: get("/v1/lti/keys") },
+  {
+    route: "POST /v1/lti/keys/rotate",
+    who: "admin",
+    expect: ADMIN_ONLY(201),
+    request: () => ({ url: "/v1/lti/keys/rotate", body: { graceHours: 1 } }),
+  },
+  {
+    route: "POST /v1/courses/:courseId/tokens",
+    who: "instructor of the course, admin",
+    expect: [401, 403, 404, 403, 201, 404, 201],
+    request: () => ({ url: `/v1/courses/${a.courseId}/tokens`, body: { name: "matrix", scope: "grades:read" } }),
+  },
+  {
+    route: "GET /v1/courses/:courseId/tokens",
+    who: "instructor of the course, admin",
+    expect: [401, 403, 404, 403, 200, 404, 200],
+    request: () => ({ url: `/v1/courses/${a.courseId}/tokens` }),
+  },
+  {
+    route: "DELETE /v1/courses/:courseId/tokens/:tokenId",
+    who: "instructor of the course, admin",
+    expect: [401, 403, 404, 403, 204, 404, 204],
+    request: async () => {
+      const spare = await h.call("POST", `/v1/courses/${a.courseId}/tokens`, {
+        token: people.admin.token,
+        body: { name: "spare", scope: "grades:read" },
+      });
+      return { url: `/v1/courses/${a.courseId}/tokens/${spare.json().id}` };
+    },
+  },
   // --- LTI: AGS, NRPS, passback, roster (L2) ---
   {
     route: "POST /v1/courses/:courseId/roster/sync",

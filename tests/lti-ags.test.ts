@@ -6,9 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureLineItem, NoLineItemService, retryAfterMs, scoresUrl } from "../src/lti/ags.ts";
 import { nextLink } from "../src/lti/nrps.ts";
 import { forgetToken, serviceFetch, serviceToken } from "../src/lti/service-token.ts";
-import { ltiCourse, type LtiCourse } from "./lti/course-setup.ts";
-import { MEDIA, SCOPES, startPlatform, type Platform } from "./lti/platform.ts";
-import { startTool, type Tool } from "./lti/tool.ts";
+import { ltiCourse, submit, until, type LtiCourse } from "./lti/course-setup.ts";
+import { MEDIA, ROLES, SCOPES, startPlatform, type Platform } from "./lti/platform.ts";
+import { launch, startTool, type Tool } from "./lti/tool.ts";
 
 let tool: Tool;
 let platform: Platform;
@@ -81,6 +81,54 @@ describe("line items", () => {
   });
 });
 
+describe("deep linking → line item → score", () => {
+  it("scores of a deep-linked assignment land in the line item the LMS made from the link; the tool makes none", async () => {
+    const dl = await launch(tool, platform, {
+      claims: platform.launchClaims({
+        sub: "prof-ctx-ags",
+        roles: [ROLES.instructor],
+        contextId: "ctx-ags",
+        deepLinking: { data: "ags-dl" },
+      }),
+    });
+    expect(dl.status).toBe(200);
+    const made = await fetch(`${tool.base}/lti/deep-link`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${dl.json.token}`, "content-type": "application/json", accept: "application/json" },
+      body: JSON.stringify({ problemSet: "lti-ctx-ags" }),
+    });
+    expect(made.status).toBe(200);
+    const { returnUrl, jwt } = await made.json();
+    const back = await fetch(returnUrl, { method: "POST", body: new URLSearchParams({ JWT: jwt }) });
+    expect(back.status).toBe(200);
+    const placed = platform.state.deepLinkResponses.at(-1)!.links![0]!;
+    expect(placed.lineItemId).toBeDefined();
+    const itemsBefore = platform.lineItemsOf("ctx-ags").length;
+
+    const stu = await launch(tool, platform, {
+      claims: platform.launchClaims({
+        sub: "dl-student",
+        contextId: "ctx-ags",
+        resourceLinkId: placed.resourceLinkId,
+        custom: placed.custom,
+        lineItemId: placed.lineItemId,
+      }),
+    });
+    expect(stu.status).toBe(200);
+    const assignmentId = String(stu.json.assignmentId);
+    tool.h.startWorker();
+    await submit(tool, String(stu.json.token), assignmentId, "b", "yes");
+    const score = await until("score on the deep-linked line item", () =>
+      platform.state.scores.find((s) => s.body.userId === "dl-student"),
+    );
+    expect([score.lineItemId, score.body.scoreGiven, score.body.scoreMaximum]).toEqual([placed.lineItemId, 3, 5]);
+    expect(platform.lineItemsOf("ctx-ags")).toHaveLength(itemsBefore);
+    expect(await tool.h.db.ltiLineItem.findMany({ where: { assignmentId }, select: { url: true } })).toEqual([
+      { url: `${platform.url}/lineitems/${placed.lineItemId}` },
+    ]);
+  });
+});
+
 describe("service tokens", () => {
   it("are cached per scope set and renewed once after a 401", async () => {
     const p = await platformRow();
@@ -110,7 +158,9 @@ describe("service tokens", () => {
 
   it("a refused grant names the platform's answer", async () => {
     const p = await platformRow();
-    await expect(serviceToken(tool.h.db, { ...p, clientId: "not-registered" }, [SCOPES.score], 5_000)).rejects.toThrow(/answered 401/);
+    await expect(
+      serviceToken(tool.h.db, { ...p, id: crypto.randomUUID(), clientId: "not-registered" }, [SCOPES.score], 5_000),
+    ).rejects.toThrow(/answered 401/);
     expect(platform.state.tokenErrors.at(-1)).toMatch(/client assertion/);
   });
 });

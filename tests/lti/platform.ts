@@ -66,6 +66,16 @@ export interface LaunchMessage {
   sign?: SignOptions;
 }
 
+export interface DeepLinked {
+  contextId: string;
+  resourceLinkId: string;
+  title?: string;
+  url?: string;
+  custom: Record<string, string>;
+  /** The line item made from the content item's `lineItem`, if it had one. */
+  lineItemId?: string;
+}
+
 export interface Captured<T> {
   at: Date;
   body: T;
@@ -73,7 +83,11 @@ export interface Captured<T> {
 
 export interface PlatformState extends ServiceState {
   authRequests: Record<string, string>[];
-  deepLinkResponses: { jwt: string; payload: JWTPayload | null; verified: boolean; error?: string }[];
+  /**
+   * Deep-linking responses posted back. For a verified one, each ltiResourceLink content item became a resource link
+   * in the course that asked (found by the `data` echoed), and its `lineItem` a line item tied to it, as LMSs do.
+   */
+  deepLinkResponses: { jwt: string; payload: JWTPayload | null; verified: boolean; error?: string; links?: DeepLinked[] }[];
   registrations: { body: Record<string, unknown>; token: string | undefined; clientId: string; deploymentId: string }[];
 }
 
@@ -101,6 +115,8 @@ export class Platform {
   keys: Key[] = [];
   private other!: Key;
   private server!: Server;
+  /** Deep-linking requests by their `data`, so a response (which echoes it) lands in the course that asked. */
+  private deepLinkContexts = new Map<string, string>();
   private messages = new Map<string, LaunchMessage>();
   private registrationTokens = new Set<string>();
   private toolJwks: ReturnType<typeof createRemoteJWKSet> | undefined;
@@ -223,6 +239,7 @@ export class Platform {
     if (o.nrps !== false)
       claims[NRPS_CLAIM] = { context_memberships_url: `${this.url}/contexts/${contextId}/memberships`, service_versions: ["2.0"] };
     if (o.deepLinking) {
+      this.deepLinkContexts.set(o.deepLinking.data ?? "platform-opaque-data", contextId);
       claims[`${DL_CLAIM}deep_linking_settings`] = {
         deep_link_return_url: `${this.url}/deep-link-return`,
         accept_types: ["ltiResourceLink"],
@@ -350,7 +367,7 @@ export class Platform {
     const jwt = form.JWT ?? "";
     try {
       const { payload } = await jwtVerify(jwt, this.toolKeys(), { audience: this.issuer, issuer: this.clientId, algorithms: ["RS256"] });
-      this.state.deepLinkResponses.push({ jwt, payload, verified: true });
+      this.state.deepLinkResponses.push({ jwt, payload, verified: true, links: this.placeContentItems(payload) });
       return [200, { ok: true }];
     } catch (err) {
       let payload: JWTPayload | null = null;
@@ -362,6 +379,37 @@ export class Platform {
       this.state.deepLinkResponses.push({ jwt, payload, verified: false, error: (err as Error).message });
       return [400, { error: (err as Error).message }];
     }
+  }
+
+  /** What an LMS does with returned ltiResourceLink items: a link in the course, and a gradebook column if asked. */
+  private placeContentItems(payload: JWTPayload): DeepLinked[] {
+    const contextId = this.deepLinkContexts.get(String(payload[`${DL_CLAIM}data`] ?? "platform-opaque-data")) ?? "course-1";
+    const items = (payload[`${DL_CLAIM}content_items`] ?? []) as Record<string, unknown>[];
+    return items
+      .filter((i) => i.type === "ltiResourceLink")
+      .map((item, n) => {
+        const placed: DeepLinked = {
+          contextId,
+          resourceLinkId: `dl-${this.state.deepLinkResponses.length + 1}-${n + 1}`,
+          title: item.title as string | undefined,
+          url: item.url as string | undefined,
+          custom: (item.custom ?? {}) as Record<string, string>,
+        };
+        const li = item.lineItem as { label?: string; scoreMaximum?: number; resourceId?: string; tag?: string } | undefined;
+        if (li && typeof li.scoreMaximum === "number") {
+          placed.lineItemId = String(++this.state.lineItemCount);
+          const line: LineItem = {
+            id: placed.lineItemId,
+            label: li.label ?? String(item.title ?? "Untitled"),
+            scoreMaximum: li.scoreMaximum,
+            resourceLinkId: placed.resourceLinkId,
+            ...(li.resourceId ? { resourceId: li.resourceId } : {}),
+            ...(li.tag ? { tag: li.tag } : {}),
+          };
+          this.state.lineItems.set(contextId, [...this.lineItemsOf(contextId), line]);
+        }
+        return placed;
+      });
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
