@@ -28,7 +28,11 @@ const dlLaunch = async (sub = "prof-dl", roles = [ROLES.instructor], opts: { jso
 const deepLink = (token: string, body: unknown, json = true) =>
   fetch(`${tool.base}/lti/deep-link`, {
     method: "POST",
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...(json ? { accept: "application/json" } : {}) },
+    headers: {
+      authorization: `Bearer ${token}`,
+      "content-type": "application/json",
+      accept: json ? "application/json" : "text/html,*/*;q=0.8",
+    },
     body: JSON.stringify(body),
   });
 

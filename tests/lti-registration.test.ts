@@ -132,7 +132,7 @@ describe("tool configuration and dynamic registration", () => {
   it("registers with the platform's registration endpoint, stores the answer, and the platform can launch at once", async () => {
     const p = await newPlatform();
     const params = p.dynamicRegistrationParams();
-    const res = await fetch(`${tool.base}/lti/register?${new URLSearchParams(params)}`);
+    const res = await fetch(`${tool.base}/lti/register?${new URLSearchParams(params)}`, { headers: { accept: "text/html" } });
     expect(res.status).toBe(200);
     const html = await res.text();
     expect(html).toContain('postMessage({subject: "org.imsglobal.lti.close"}, "*")');

@@ -6,10 +6,13 @@ import { AppError } from "../errors.ts";
 
 const escape = (s: string) => s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 
-/** JSON when the client asks for it (Accept: application/json first), HTML for a browser. */
+/**
+ * HTML for a browser (its navigations and form posts send Accept: text/html), JSON for everyone else: a client that
+ * asks for application/json, and programs that send no Accept or * / *.
+ */
 export function wantsJson(req: FastifyRequest): boolean {
   const accept = String(req.headers.accept ?? "");
-  return /application\/json/i.test(accept) && !/^text\/html/i.test(accept);
+  return /application\/json/i.test(accept) || !/text\/html/i.test(accept);
 }
 
 /**

@@ -57,7 +57,8 @@ export function authorize(tool: Tool, platform: Platform, message: LaunchMessage
 /** Posts the launch form as the platform's auto-submitting page would, as a JSON client (or a browser). */
 export async function postLaunch(tool: Tool, form: Record<string, string>, opts: { json?: boolean; cookie?: string } = {}) {
   const headers: Record<string, string> = {};
-  if (opts.json !== false) headers.accept = "application/json";
+  // What a browser's form post sends, or a JSON client's.
+  headers.accept = opts.json === false ? "text/html,application/xhtml+xml,*/*;q=0.8" : "application/json";
   if (opts.cookie) headers.cookie = opts.cookie;
   const res = await fetch(tool.launchUrl, { method: "POST", body: new URLSearchParams(form), headers, redirect: "manual" });
   const text = await res.text();
