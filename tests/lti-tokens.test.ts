@@ -108,6 +108,8 @@ describe("integration tokens (grades:read)", () => {
     expect(await status("GET", `/v1/courses/${a}/assignments`, t)).toEqual([200, "ok"]);
     expect(await status("GET", `/v1/courses/${a}/grades`, t)).toEqual([200, "ok"]);
     expect(await status("GET", `/v1/assignments/${assignmentA}/grades`, t)).toEqual([200, "ok"]);
+    expect(await status("GET", `/v1/assignments/${assignmentA}`, t)).toEqual([200, "ok"]);
+    expect(await status("GET", `/v1/courses/${a}/statistics`, t)).toEqual([200, "ok"]);
     expect(await status("GET", "/v1/me", t)).toEqual([200, "ok"]);
     expect(await status("POST", `/v1/courses/${a}/assignments`, t, { problemSet: "grader-zoo" })).toEqual([403, "TOKEN_SCOPE"]);
     expect(

@@ -88,7 +88,7 @@ export const ltiRoutes: FastifyPluginAsyncZod = async (app) => {
           "`Accept: application/json` → 200 `{token, userId, courseId, assignmentId?, deepLinking?}`; a browser → 302 to the landing URL " +
           "with `#token=…&courseId=…`. A refusal names the failed check (LTI_BAD_SIGNATURE, LTI_NONCE_REPLAYED, …) and creates nothing.",
         security: [],
-        body: z.looseObject({ id_token: text.or(z.string().max(65536)), state: text, error: text, error_description: text }),
+        body: z.looseObject({ id_token: z.string().max(65536).optional(), state: text, error: text, error_description: text }),
         response: {
           200: z.object({
             token: z.string(),
