@@ -136,6 +136,10 @@ describe("tool configuration and dynamic registration", () => {
     expect(res.status).toBe(200);
     const html = await res.text();
     expect(html).toContain('postMessage({subject: "org.imsglobal.lti.close"}, "*")');
+    expect(res.headers.get("cross-origin-opener-policy")).toBe("unsafe-none");
+    expect(res.headers.get("x-frame-options")).toBeNull();
+    const nonce = /script-src 'nonce-([^']+)'/.exec(res.headers.get("content-security-policy")!)![1];
+    expect(html).toContain(`<script nonce="${nonce}">`);
     const [reg] = p.state.registrations;
     expect(reg!.token).toBe(params.registration_token);
     expect(reg!.body).toMatchObject({

@@ -31,6 +31,8 @@ function sendPage(reply: FastifyReply, status: number, title: string, body: stri
     "base-uri 'none'",
   ].join("; ");
   reply.removeHeader("x-frame-options");
+  // Dynamic registration may run in a pop-up that must reach window.opener: helmet's same-origin COOP would cut it.
+  reply.header("cross-origin-opener-policy", "unsafe-none");
   const script = opts.script ? `<script nonce="${nonce}">${opts.script}</script>` : "";
   return reply
     .status(status)
