@@ -93,6 +93,12 @@ describe("deep linking", () => {
       claims: platform.launchClaims({ sub: "stu-dl", contextId: "ctx-dl", resourceLinkId: "dl-link", custom }),
     });
     expect([student.status, student.json.assignmentId]).toEqual([200, out.assignmentId]);
+    // The student's session token answers the assignment's problems (graded by L2's flow; here: accepted).
+    const submitted = await tool.h.call("POST", `/v1/assignments/${out.assignmentId}/problems/single-choice/submissions`, {
+      token: String(student.json.token),
+      body: { answer: { selected: ["red"] } },
+    });
+    expect([submitted.statusCode, submitted.json().status]).toEqual([202, "queued"]);
     const link = await tool.h.db.ltiResourceLink.findFirstOrThrow({ where: { resourceLinkId: "dl-link" } });
     expect(link.assignmentId).toBe(out.assignmentId);
     // The link remembers its assignment even when a later launch carries no custom claim.
