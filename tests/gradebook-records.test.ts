@@ -2,7 +2,11 @@
  * Scores of record through the real API and workers: late days and steps, extensions, best vs last, attempts
  * (concurrency, failures, rejections per setting), exam windows, pinned revisions and who sees which grades.
  */
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { tarGzOf } from "./helpers/bundles.ts";
 import { createAssignment, createHarness, createWorld, waitForGrade, type Harness, type World } from "./helpers/harness.ts";
 import { enroll, mkCourse, mkUser, type Person } from "./helpers/people.ts";
 import { choiceBundle, uploadBundle } from "./helpers/set-bundles.ts";
@@ -243,6 +247,35 @@ describe("pinned revisions", () => {
     const slugOf = (p: { slug: string }) => p.slug === "numeric-random";
     expect(page.problems.find(slugOf).answerFormat).toEqual(set.problems.find(slugOf).answerFormat);
     expect(page.problems.find(slugOf).statement).toBe(set.problems.find(slugOf).statement);
+  });
+});
+
+describe("answer keys and extensions", () => {
+  it("keys stay hidden from students while anyone's extension still lets them submit", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "keys-"));
+    await mkdir(path.join(dir, "keyed-set/why"), { recursive: true });
+    await writeFile(path.join(dir, "keyed-set/set.yaml"), "slug: keyed-set\ntitle: Keys\nproblems: [why]\n");
+    await writeFile(
+      path.join(dir, "keyed-set/why/problem.yaml"),
+      "title: Why\npoints: 1\nstatement: Why?\ngrader:\n  type: text\n  revealAfterDue: true\n  rubric:\n" +
+        "    - { id: collapse, description: The secret key, points: 1, accept: [mode collapse] }\n",
+    );
+    expect((await uploadBundle(h, w.instructor.token, await tarGzOf(path.join(dir, "keyed-set")))).statusCode).toBe(201);
+    await rm(dir, { recursive: true, force: true });
+    const a = await assign({ problemSet: "keyed-set", dueAt: iso(H) });
+    const sub = await submitGraded(a, s0, { text: "no idea" }, "why");
+    await extend(a, s1, { dueAt: iso(2 * H) });
+    await h.db.assignment.update({ where: { id: a }, data: { dueAt: new Date(Date.now() - 1000) } });
+    const seen = async () => JSON.stringify((await h.call("GET", `/v1/submissions/${sub.id}`, { token: s0.token })).json());
+    const listed = async () => JSON.stringify((await h.call("GET", `/v1/assignments/${a}/submissions`, { token: s0.token })).json());
+    expect(await seen()).not.toContain("The secret key");
+    expect(await listed()).not.toContain("The secret key");
+    await h.db.extension.update({
+      where: { assignmentId_userId: { assignmentId: a, userId: s1.id } },
+      data: { dueAt: new Date(Date.now() - 500) },
+    });
+    expect(await seen()).toContain("The secret key");
+    expect(await listed()).toContain("The secret key");
   });
 });
 

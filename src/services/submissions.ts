@@ -13,7 +13,7 @@ import { acceptedAnswer, prepareAnswerOffLoop, type PreflightRunner, type Upload
 import { preflightOptions } from "../grading/model-runtime.ts";
 import { preflightInThread, ThreadOutOfMemory, ThreadTimeout } from "../grading/threads/index.ts";
 import { windowAt } from "./gradebook/policy.ts";
-import { policyNow, usesAttemptWhere, windowRefusal } from "./gradebook/submit-rules.ts";
+import { policyNow, revealDates, usesAttemptWhere, windowRefusal } from "./gradebook/submit-rules.ts";
 const MAX_INSERT_TRIES = 5;
 
 export interface SubmitInput {
@@ -235,7 +235,7 @@ export class SubmissionService {
 
   async get(p: Principal, id: string) {
     const { s, staff } = await this.visible(p, id);
-    return submissionView(s, staff, new Date());
+    return submissionView(staff ? s : { ...s, assignment: await revealDates(this.db, s.assignment) }, staff, new Date());
   }
 
   async list(p: Principal, assignmentId: string, filter: { userId?: string; problem?: string }) {
@@ -248,7 +248,8 @@ export class SubmissionService {
       orderBy: [{ createdAt: "asc" }],
       include: viewInclude,
     });
-    return rows.map((s) => submissionView(s, staff, new Date()));
+    const reveal = staff || !rows[0] ? null : await revealDates(this.db, rows[0].assignment);
+    return rows.map((s) => submissionView(reveal ? { ...s, assignment: reveal } : s, staff, new Date()));
   }
 }
 

@@ -49,3 +49,15 @@ export function usesAttemptWhere(p: Pick<AssignmentPolicy, "countPrecheckRejecti
   if (p.countPrecheckRejections) rejected.push({ status: "rejected", OR: [{ lastErrorCode: null }, { lastErrorCode: { notIn: ran } }] });
   return { OR: [{ status: { in: ["queued", "running", "graded"] } }, ...rejected] };
 }
+
+/**
+ * The assignment's dates as answer reveal reads them (after_due tests, answer keys): it has closed only once every
+ * student's window has, extensions included, so a student still working under an extension never sees the keys
+ * and classmates cannot pass them on before then.
+ */
+export async function revealDates<A extends Pick<Assignment, "id" | "dueAt" | "lateUntil">>(db: Db, a: A): Promise<A> {
+  if (!a.dueAt) return a; // never closes, so never reveals
+  const ext = await db.extension.aggregate({ where: { assignmentId: a.id }, _max: { dueAt: true, lateUntil: true } });
+  const latest = [a.lateUntil, ext._max.dueAt, ext._max.lateUntil].reduce<Date | null>((m, d) => (d && (!m || d > m) ? d : m), null);
+  return latest && latest > a.dueAt ? { ...a, lateUntil: latest } : a;
+}
