@@ -1,5 +1,5 @@
 import { decodeProtectedHeader, errors, type JWTPayload } from "jose";
-import type { Db } from "../db.ts";
+import { Prisma, type Db } from "../db.ts";
 import { CLAIM, MESSAGE } from "./claims.ts";
 import { LtiError } from "./errors.ts";
 import { JwksUnavailableError, type PlatformKeySets } from "./platform-jwks.ts";
@@ -45,7 +45,11 @@ export async function validateLaunch(db: Db, keySets: PlatformKeySets, form: Lau
   if (!form.id_token || !form.state) throw refuse("LTI_MISSING_PARAMETER", "The launch needs the form fields id_token and state.", 400);
 
   // Single use: the row is deleted by the first launch that names it, whatever the outcome.
-  const state = await db.ltiState.delete({ where: { state: form.state } }).catch(() => null);
+  // Only "no such row" is a refusal; a database failure propagates (503), it says nothing about the state.
+  const state = await db.ltiState.delete({ where: { state: form.state } }).catch((e: unknown) => {
+    if (e instanceof Prisma.PrismaClientKnownRequestError && e.code === "P2025") return null;
+    throw e;
+  });
   if (!state) throw refuse("LTI_STATE_MISMATCH", "Unknown or already used state: start the launch again from the course.");
   if (stateCookies.length > 0 && !stateCookies.includes(form.state))
     throw refuse("LTI_STATE_MISMATCH", "The state does not belong to this browser's login: start the launch again from the course.");
