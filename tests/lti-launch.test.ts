@@ -215,6 +215,22 @@ describe("launch", () => {
     expect([user.role, user.email.endsWith(".invalid")]).toEqual(["user", true]);
   });
 
+  it("concurrent first launches into a new context make one course, and the same form posted twice at once launches once", async () => {
+    const forms = await Promise.all(
+      [1, 2, 3, 4].map((i) => authorize(tool, platform, message({ sub: `burst-${i}`, contextId: "ctx-burst" }))),
+    );
+    const answers = await Promise.all(forms.map(({ form }) => postLaunch(tool, form)));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200]);
+    expect(new Set(answers.map((a) => a.json.courseId)).size).toBe(1);
+    expect(await tool.h.db.ltiContext.count({ where: { contextId: "ctx-burst" } })).toBe(1);
+    expect(await tool.h.db.enrollment.count({ where: { courseId: String(answers[0]!.json.courseId) } })).toBe(4);
+
+    const { form } = await authorize(tool, platform, message({ sub: "double-post", contextId: "ctx-burst" }));
+    const twice = await Promise.all([postLaunch(tool, form), postLaunch(tool, form)]);
+    expect(twice.map((r) => r.status).sort()).toEqual([200, 401]);
+    expect(await tool.h.db.apiToken.count({ where: { user: { ltiUsers: { some: { sub: "double-post" } } } } })).toBe(1);
+  });
+
   it("picks up a key rotation on the platform (an unknown kid refetches its JWKS)", async () => {
     expect((await launch(tool, platform, message({ sub: fresh("rot"), contextId: "ctx-rot" }))).status).toBe(200);
     await platform.rotateKey({ dropOld: true });
