@@ -79,7 +79,9 @@ export async function deliverPassback(db: Db, passbackId: string, settings: Send
           orderBy: { createdAt: "asc" },
         });
         let answer: Answer;
-        if (!link)
+        if (row.context.platform.disabledAt)
+          answer = { status: null, body: "The LMS platform is disabled; enable it, then retry.", retryAfterMs: null, permanent: true };
+        else if (!link)
           answer = {
             status: null,
             body: "The student has no LTI identity on this platform any more.",

@@ -7,17 +7,8 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import {
-  createRemoteJWKSet,
-  decodeJwt,
-  exportJWK,
-  generateKeyPair,
-  jwtVerify,
-  SignJWT,
-  UnsecuredJWT,
-  type JWK,
-  type JWTPayload,
-} from "jose";
+import { createRemoteJWKSet, exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type JWK, type JWTPayload } from "jose";
+import { deepLinkReturn, openidConfiguration, register } from "./platform-flows.ts";
 import { handleServices, newServiceState, type LineItem, type Member, type ServiceState } from "./platform-services.ts";
 
 export { MEDIA, type LineItem, type Member } from "./platform-services.ts";
@@ -116,9 +107,10 @@ export class Platform {
   private other!: Key;
   private server!: Server;
   /** Deep-linking requests by their `data`, so a response (which echoes it) lands in the course that asked. */
-  private deepLinkContexts = new Map<string, string>();
+  deepLinkContexts = new Map<string, string>();
   private messages = new Map<string, LaunchMessage>();
-  private registrationTokens = new Set<string>();
+  /** Registration tokens handed out by dynamicRegistrationParams (platform-flows.ts checks them). */
+  registrationTokens = new Set<string>();
   private toolJwks: ReturnType<typeof createRemoteJWKSet> | undefined;
   state: PlatformState = { ...newServiceState(), authRequests: [], deepLinkResponses: [], registrations: [] };
 
@@ -320,98 +312,6 @@ export class Platform {
     return { openid_configuration: `${this.url}/.well-known/openid-configuration`, registration_token: token };
   }
 
-  private openidConfiguration() {
-    return {
-      issuer: this.issuer,
-      authorization_endpoint: `${this.url}/auth`,
-      token_endpoint: `${this.url}/token`,
-      token_endpoint_auth_methods_supported: ["private_key_jwt"],
-      token_endpoint_auth_signing_alg_values_supported: ["RS256"],
-      jwks_uri: `${this.url}/jwks`,
-      registration_endpoint: `${this.url}/register`,
-      scopes_supported: ["openid", ...Object.values(SCOPES)],
-      response_types_supported: ["id_token"],
-      subject_types_supported: ["public", "pairwise"],
-      id_token_signing_alg_values_supported: ["RS256"],
-      claims_supported: ["sub", "iss", "name", "given_name", "family_name", "email"],
-      "https://purl.imsglobal.org/spec/lti-platform-configuration": {
-        product_family_code: "emulator",
-        version: "1.0",
-        messages_supported: [{ type: "LtiResourceLinkRequest" }, { type: "LtiDeepLinkingRequest" }],
-      },
-    };
-  }
-
-  private async register(req: IncomingMessage, body: Record<string, unknown>): Promise<[number, unknown]> {
-    const token = req.headers.authorization?.replace(/^Bearer /i, "");
-    if (this.registrationTokens.size && (!token || !this.registrationTokens.has(token))) return [401, { error: "invalid_token" }];
-    const toolConfig = body["https://purl.imsglobal.org/spec/lti-tool-configuration"] as Record<string, unknown> | undefined;
-    const missing = ["initiate_login_uri", "redirect_uris", "jwks_uri", "client_name"].filter((k) => !body[k]);
-    if (!toolConfig) missing.push("lti-tool-configuration");
-    if (missing.length) return [400, { error: "invalid_client_metadata", error_description: `missing ${missing.join(", ")}` }];
-    this.clientId = `dyn-${randomBytes(4).toString("hex")}`;
-    this.deploymentId = `dyn-deployment-${this.state.registrations.length + 1}`;
-    this.state.registrations.push({ body, token, clientId: this.clientId, deploymentId: this.deploymentId });
-    this.connectTool({ jwksUrl: String(body.jwks_uri), redirectUris: body.redirect_uris as string[] });
-    return [
-      200,
-      {
-        ...body,
-        client_id: this.clientId,
-        "https://purl.imsglobal.org/spec/lti-tool-configuration": { ...toolConfig, deployment_id: this.deploymentId },
-      },
-    ];
-  }
-
-  private async deepLinkReturn(form: Record<string, string>): Promise<[number, unknown]> {
-    const jwt = form.JWT ?? "";
-    try {
-      const { payload } = await jwtVerify(jwt, this.toolKeys(), { audience: this.issuer, issuer: this.clientId, algorithms: ["RS256"] });
-      this.state.deepLinkResponses.push({ jwt, payload, verified: true, links: this.placeContentItems(payload) });
-      return [200, { ok: true }];
-    } catch (err) {
-      let payload: JWTPayload | null = null;
-      try {
-        payload = decodeJwt(jwt);
-      } catch {
-        /* not even a JWT */
-      }
-      this.state.deepLinkResponses.push({ jwt, payload, verified: false, error: (err as Error).message });
-      return [400, { error: (err as Error).message }];
-    }
-  }
-
-  /** What an LMS does with returned ltiResourceLink items: a link in the course, and a gradebook column if asked. */
-  private placeContentItems(payload: JWTPayload): DeepLinked[] {
-    const contextId = this.deepLinkContexts.get(String(payload[`${DL_CLAIM}data`] ?? "platform-opaque-data")) ?? "course-1";
-    const items = (payload[`${DL_CLAIM}content_items`] ?? []) as Record<string, unknown>[];
-    return items
-      .filter((i) => i.type === "ltiResourceLink")
-      .map((item, n) => {
-        const placed: DeepLinked = {
-          contextId,
-          resourceLinkId: `dl-${this.state.deepLinkResponses.length + 1}-${n + 1}`,
-          title: item.title as string | undefined,
-          url: item.url as string | undefined,
-          custom: (item.custom ?? {}) as Record<string, string>,
-        };
-        const li = item.lineItem as { label?: string; scoreMaximum?: number; resourceId?: string; tag?: string } | undefined;
-        if (li && typeof li.scoreMaximum === "number") {
-          placed.lineItemId = String(++this.state.lineItemCount);
-          const line: LineItem = {
-            id: placed.lineItemId,
-            label: li.label ?? String(item.title ?? "Untitled"),
-            scoreMaximum: li.scoreMaximum,
-            resourceLinkId: placed.resourceLinkId,
-            ...(li.resourceId ? { resourceId: li.resourceId } : {}),
-            ...(li.tag ? { tag: li.tag } : {}),
-          };
-          this.state.lineItems.set(contextId, [...this.lineItemsOf(contextId), line]);
-        }
-        return placed;
-      });
-  }
-
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       const url = new URL(req.url ?? "/", this.url);
@@ -425,9 +325,9 @@ export class Platform {
         // A browser gets the auto-posting form; a test asking for JSON gets {url, form}.
         if (out[0] === 200 && !(req.headers.accept ?? "").includes("json"))
           out = [200, autoPostForm(out[1] as { url: string; form: Record<string, string> }), { "content-type": "text/html" }];
-      } else if (req.method === "GET" && url.pathname === "/.well-known/openid-configuration") out = [200, this.openidConfiguration()];
-      else if (req.method === "POST" && url.pathname === "/register") out = await this.register(req, raw ? JSON.parse(raw) : {});
-      else if (req.method === "POST" && url.pathname === "/deep-link-return") out = await this.deepLinkReturn(form);
+      } else if (req.method === "GET" && url.pathname === "/.well-known/openid-configuration") out = [200, openidConfiguration(this)];
+      else if (req.method === "POST" && url.pathname === "/register") out = await register(this, req, raw ? JSON.parse(raw) : {});
+      else if (req.method === "POST" && url.pathname === "/deep-link-return") out = await deepLinkReturn(this, form);
       else out = await handleServices(this, req, url, raw, form);
       const [status, body, headers = {}] = out ?? [404, { error: "not_found" }];
       res.writeHead(status, { "content-type": "application/json", ...headers });
