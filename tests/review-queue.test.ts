@@ -49,7 +49,8 @@ describe("the review queue", () => {
       body: { answer: { text } },
     });
     expect(res.statusCode).toBe(202);
-    await waitForGrade(h, res.json().id, s.token);
+    // A grader thread's first start (tsx, wink's model) is slow on a loaded machine.
+    await waitForGrade(h, res.json().id, s.token, 60_000);
     return res.json().id as string;
   };
   const queue = async (query = "") => {
@@ -70,7 +71,7 @@ describe("the review queue", () => {
     subs.longB = await submit(3, LONG_B);
     subs.other = await submit(4, OTHER);
     subs.clean = await submit(5, CLEAN);
-  });
+  }, 180_000);
   afterAll(() => h?.close());
 
   it("lists the flagged submissions in groups of one answer each, stable ids, unflagged ones left out", async () => {
@@ -135,5 +136,5 @@ describe("the review queue", () => {
     expect([...fresh.submissionIds].sort()).toEqual([subs.longA, subs.longB, newcomer].sort());
     expect(fresh.groupId).not.toBe(stale.groupId);
     expect(await h.db.scoreOverride.count({ where: { submissionId: { in: [subs.longA!, subs.longB!, newcomer] } } })).toBe(0);
-  });
+  }, 90_000);
 });
