@@ -213,4 +213,16 @@ describe("score passback", () => {
     // Sent rows are not recovered again.
     expect(await recoverOnce(tool.h.db, tool.h.queue, { graceMs: 0 }, [ltiPassbackKind])).toBe(0);
   });
+
+  it("two grades finishing together: the LMS ends with the score of both, never a stale one", async () => {
+    const stu = await studentLaunch(tool, platform, course, "stu-both");
+    await Promise.all([submit(tool, stu.token, course.assignmentId, "a", "yes"), submit(tool, stu.token, course.assignmentId, "b", "yes")]);
+    await until("both graded", async () => (await tool.h.db.submission.count({ where: { userId: stu.userId, status: "graded" } })) === 2);
+    await until("5/5 sent", async () => (await rowsOf(stu.userId)).some((r) => r.status === "sent" && r.scoreGiven === 5));
+    const got = await scoresAfter("stu-both", 1);
+    // One or two posts (2 or 3 first, if it left before the other grade), the last one 5/5; nothing pending.
+    expect(got.at(-1)!.scoreGiven).toBe(5);
+    expect(got.length).toBeLessThanOrEqual(2);
+    expect((await rowsOf(stu.userId)).every((r) => r.status === "sent")).toBe(true);
+  });
 });

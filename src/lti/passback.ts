@@ -72,27 +72,31 @@ export async function queuePassbacks(deps: Deps, assignmentId: string, userIds: 
     select: { userId: true, platformId: true },
   });
   const ids: string[] = [];
-  for (const userId of new Set(links.map((l) => l.userId))) {
-    // The score of record, computed exactly as the gradebook does; not a student of the course → nothing to send.
-    const [record] = await assignmentRecords(db, assignmentId, { userId });
-    if (!record || record.problems.every((p) => p.score === null)) continue;
-    const platforms = new Set(links.filter((l) => l.userId === userId).map((l) => l.platformId));
-    for (const c of contexts.filter((x) => platforms.has(x.platformId))) {
-      const id = await writeScore(db, { contextRowId: c.id, assignmentId, userId }, record);
+  for (const link of links)
+    for (const c of contexts.filter((x) => x.platformId === link.platformId)) {
+      const id = await writeScore(db, { contextRowId: c.id, assignmentId, userId: link.userId });
       if (id) ids.push(id);
     }
-  }
-  for (const id of ids) await enqueuePassback(deps.queue, id);
+  for (const id of new Set(ids)) await enqueuePassback(deps.queue, id);
   return ids;
 }
 
 type Key = { contextRowId: string; assignmentId: string; userId: string };
 
-/** The one unsent row of the key gets the score (or a new row is made); null when the LMS has it already. */
-async function writeScore(db: Db, key: Key, r: StudentRecord): Promise<string | null> {
-  const score = { scoreGiven: r.total.score, scoreMaximum: r.total.maxScore, comment: scoreComment(r) };
+/**
+ * The one unsent row of the key gets the score of record (or a new row is made); null when the LMS has it already
+ * or there is nothing to send. The score is computed INSIDE the key's lock: of two notifications racing (two grades
+ * finishing at once), the one that writes last also computed last, from every grade committed before it, so a stale
+ * score can never overwrite a newer one.
+ */
+async function writeScore(db: Db, key: Key): Promise<string | null> {
   return db.$transaction(async (tx: Prisma.TransactionClient) => {
     await tx.$queryRaw`SELECT 1 AS locked FROM pg_advisory_xact_lock(hashtext(${`lti-passback:${key.contextRowId}:${key.assignmentId}:${key.userId}`})::bigint)`;
+    // The score of record, computed exactly as the gradebook does; not a student of the course, or nothing graded
+    // yet → nothing to send (no 0 before the first grade).
+    const [record] = await assignmentRecords(tx, key.assignmentId, { userId: key.userId });
+    if (!record || record.problems.every((p) => p.score === null)) return null;
+    const score = { scoreGiven: record.total.score, scoreMaximum: record.total.maxScore, comment: scoreComment(record) };
     const latest = await tx.scorePassback.findFirst({ where: key, orderBy: [{ createdAt: "desc" }, { id: "desc" }] });
     if (latest && same(latest.scoreGiven, score.scoreGiven) && same(latest.scoreMaximum, score.scoreMaximum))
       // Unchanged: a pending row may have lost its job (make sure it has one); sent and dead rows stay as they are.
