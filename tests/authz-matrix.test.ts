@@ -225,6 +225,57 @@ const ROWS: Row[] = [
     },
   },
   // --- gradebook: regrades, overrides, review queue, revisions (G2) ---
+  {
+    route: "POST /v1/assignments/:assignmentId/revision",
+    who: "course staff, admin",
+    expect: [401, 403, 404, 200, 200, 404, 200],
+    request: () => ({ url: `/v1/assignments/${assignmentA}/revision`, body: {} }),
+  },
+  {
+    route: "POST /v1/assignments/:assignmentId/regrade",
+    who: "course staff, admin",
+    expect: [401, 403, 404, 202, 202, 404, 202],
+    request: () => ({ url: `/v1/assignments/${assignmentA}/regrade`, body: { problem: "pick" } }),
+  },
+  {
+    route: "GET /v1/regrades/:id",
+    who: "staff of its course, admin",
+    expect: [401, 403, 404, 200, 200, 404, 200],
+    request: async () => {
+      const r = await h.call("POST", `/v1/submissions/${submissionA}/regrade`, { token: people.instructor.token });
+      return { url: `/v1/regrades/${r.json().regradeId}` };
+    },
+  },
+  {
+    route: "PUT /v1/submissions/:id/grade",
+    who: "course staff, admin",
+    expect: [401, 403, 404, 200, 200, 404, 200],
+    request: () => ({ url: `/v1/submissions/${submissionA}/grade`, body: { score: 1, comment: "matrix" } }),
+  },
+  {
+    route: "DELETE /v1/submissions/:id/grade",
+    who: "course staff, admin",
+    expect: [401, 403, 404, 200, 200, 404, 200],
+    request: () => ({ url: `/v1/submissions/${submissionA}/grade` }),
+  },
+  {
+    route: "GET /v1/submissions/:id/grade-history",
+    who: "course staff, admin",
+    expect: [401, 403, 404, 200, 200, 404, 200],
+    request: () => ({ url: `/v1/submissions/${submissionA}/grade-history` }),
+  },
+  {
+    route: "GET /v1/assignments/:assignmentId/review",
+    who: "course staff, admin",
+    expect: [401, 403, 404, 200, 200, 404, 200],
+    request: () => ({ url: `/v1/assignments/${assignmentA}/review` }),
+  },
+  {
+    route: "POST /v1/assignments/:assignmentId/review/groups/:groupId/grade",
+    who: "course staff, admin (409 here: the group id is not a current group)",
+    expect: [401, 403, 404, 409, 409, 404, 409],
+    request: () => ({ url: `/v1/assignments/${assignmentA}/review/groups/${"0".repeat(32)}/grade`, body: { score: 1, comment: "all" } }),
+  },
   // --- gradebook: exports and statistics (G3) ---
   {
     route: "GET /v1/courses/:courseId/grades",
