@@ -1,3 +1,7 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { parse } from "csv-parse/sync";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -68,7 +72,7 @@ beforeAll(async () => {
   h = await createHarness("export");
   h.startWorker();
   g = await buildGradebook(h);
-}, 120_000);
+}, 300_000);
 afterAll(async () => h?.close());
 
 describe("grade exports", () => {
@@ -215,4 +219,31 @@ describe("grade exports", () => {
     });
     expect((await get(`?format=csv&assignment=${elsewhere.json().id}`)).statusCode).toBe(404);
   });
+});
+
+describe("npm run export", () => {
+  it("writes the same file as the route, from the server's DATABASE_URL", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "export-cli-"));
+    try {
+      const out = path.join(dir, "canvas.csv");
+      const run = (args: string[]) =>
+        new Promise<{ code: number; stderr: string }>((resolve) =>
+          execFile(
+            process.execPath,
+            ["--import", "tsx", "src/cli/export.ts", ...args],
+            { env: { ...process.env, DATABASE_URL: h.config.DATABASE_URL } },
+            (err, _o, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stderr }),
+          ),
+        );
+      const ok = await run(["--course", "stats-101", "--format", "canvas", "--out", out]);
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(await readFile(out, "utf8")).toBe((await get("?format=canvas")).body);
+      const unknown = await run(["--course", "no-such-course", "--format", "csv"]);
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toContain("No course with slug 'no-such-course'");
+      expect((await run(["--course", "stats-101", "--format", "xlsx"])).code).toBe(2);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -27,7 +27,7 @@ beforeAll(async () => {
   h = await createHarness("statistics");
   h.startWorker();
   g = await buildGradebook(h);
-}, 120_000);
+}, 300_000);
 afterAll(async () => h?.close());
 
 describe("course statistics", () => {
