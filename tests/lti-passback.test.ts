@@ -225,4 +225,24 @@ describe("score passback", () => {
     expect(got.length).toBeLessThanOrEqual(2);
     expect((await rowsOf(stu.userId)).every((r) => r.status === "sent")).toBe(true);
   });
+
+  it("lists passbacks newest first, filtered by status, in pages linked by rel=next", async () => {
+    const all = await tool.h.db.scorePassback.findMany({
+      orderBy: [{ updatedAt: "desc" }, { id: "desc" }],
+      select: { id: true, status: true },
+    });
+    expect(all.length).toBeGreaterThan(4);
+    const seen: string[] = [];
+    let url: string | null = `/v1/courses/${course.courseId}/passbacks?limit=2`;
+    while (url) {
+      const res = await tool.h.call("GET", url, { token: course.instructorToken });
+      expect(res.statusCode).toBe(200);
+      seen.push(...res.json().map((r: { id: string }) => r.id));
+      const link = res.headers.link as string | undefined;
+      url = link ? /^<([^>]+)>; rel="next"$/.exec(link)![1]! : null;
+    }
+    expect(seen).toEqual(all.map((r) => r.id));
+    const dead = await tool.h.call("GET", `/v1/courses/${course.courseId}/passbacks?status=dead`, { token: course.instructorToken });
+    expect(dead.json().map((r: { id: string }) => r.id)).toEqual(all.filter((r) => r.status === "dead").map((r) => r.id));
+  });
 });
