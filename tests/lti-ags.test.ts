@@ -66,6 +66,17 @@ describe("line items", () => {
     expect(platform.lineItemsOf("ctx-ags").map((li) => li.label)).toEqual(["Lab 1", "Lab 2 (LMS)"]);
   });
 
+  it("refuses a line item the platform places on another host: no bearer token or score goes there", async () => {
+    const assignmentId = await newAssignment("Lab 4");
+    const id = String(++platform.state.lineItemCount);
+    platform.state.lineItems.set("ctx-ags", [
+      ...platform.lineItemsOf("ctx-ags"),
+      { id, label: "Lab 4", scoreMaximum: 5, resourceId: assignmentId, href: "https://elsewhere.example/lineitems/1" },
+    ]);
+    await expect(ensureLineItem(tool.h.db, contextRowId, assignmentId, 5_000)).rejects.toThrow(/another host/);
+    expect(await tool.h.db.ltiLineItem.count({ where: { assignmentId } })).toBe(0);
+  });
+
   it("needs the lineitem scope: a context without it is refused by name", async () => {
     const assignmentId = await newAssignment("Lab 3");
     await tool.h.db.ltiContext.update({ where: { id: contextRowId }, data: { scopes: [SCOPES.score] } });

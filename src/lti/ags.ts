@@ -57,6 +57,9 @@ export async function ensureLineItem(db: Db, contextRowId: string, assignmentId:
           ...(link ? { resourceLinkId: link.resourceLinkId } : {}),
           tag: "autograder",
         }));
+      // Scores go to this URL with our bearer token: only to the host that serves the course's line items.
+      if (!sameOrigin(url, context.lineItemsUrl))
+        throw new NoLineItemService(`The platform named a line item on another host (${url}); refusing to send scores there.`);
       await tx.ltiLineItem.create({ data: { contextRowId, assignmentId, url } });
       return url;
     },
@@ -91,6 +94,14 @@ async function createLineItem(db: Db, platform: TokenPlatform, containerUrl: str
   const item = JSON.parse(text) as { id?: unknown };
   if (typeof item.id !== "string") throw new PlatformHttpError(res.status, text, "line item creation answered no id");
   return item.id;
+}
+
+function sameOrigin(a: string, b: string): boolean {
+  try {
+    return new URL(a).origin === new URL(b).origin;
+  } catch {
+    return false;
+  }
 }
 
 /** `<lineitem>/scores`, keeping the line item URL's query string (AGS 2.0 §3.4). */

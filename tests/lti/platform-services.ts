@@ -27,6 +27,8 @@ export interface LineItem {
   tag?: string;
   startDateTime?: string;
   endDateTime?: string;
+  /** The URL the platform answers as the line item's id, when not its own /lineitems/:id (a hostile platform). */
+  href?: string;
 }
 export interface Member {
   user_id: string;
@@ -120,8 +122,8 @@ function authorize(p: Platform, req: IncomingMessage, anyOf: string[]): Out | nu
 const accepts = (req: IncomingMessage, type: string) => (req.headers.accept ?? "").includes(type);
 const isType = (req: IncomingMessage, type: string) => (req.headers["content-type"] ?? "").startsWith(type);
 const wrongMedia = (want: string): Out => [415, { error: "unsupported_media_type", want }];
-/** A line item as the platform shows it: its id is its URL. */
-const lineItemJson = (p: Platform, li: LineItem) => ({ ...li, id: `${p.url}/lineitems/${li.id}` });
+/** A line item as the platform shows it: its id is its URL (`href` makes a hostile one point elsewhere). */
+const lineItemJson = (p: Platform, { href, ...li }: LineItem) => ({ ...li, id: href ?? `${p.url}/lineitems/${li.id}` });
 
 function findLineItem(p: Platform, id: string): { contextId: string; li: LineItem } | undefined {
   for (const [contextId, items] of p.state.lineItems) {
