@@ -58,21 +58,25 @@ export interface StudentGrades {
   assignments: AssignmentGrades[];
 }
 
+/** Epoch milliseconds of a UTC `timestamp` column (extract treats a timestamp without zone as UTC). */
+const ms = (column: string) => `(extract(epoch FROM ${column}) * 1000)::float8`;
+
 /**
  * One row per submission of a student (one row with nulls for a student without any), with the grade of the
  * submission's current run, its newest override not cleared, and the student's extension and exam start.
- * Times are converted to timestamptz: Prisma stores UTC in `timestamp`, which pg would read as local time.
+ * Times come as epoch milliseconds: Prisma stores UTC in `timestamp` (which pg would read as local time), and a
+ * number costs far less to parse than a date string, 300,000 times over.
  * The newest override per submission is one hash join on the (few) overrides, not a probe per submission row.
  */
 export const EXPORT_SQL = `
 SELECT u."id" AS "userId", u."name", u."email",
        s."assignmentId", s."problemSlug", s."id" AS "submissionId", s."attempt",
-       s."createdAt" AT TIME ZONE 'UTC' AS "createdAt", s."status"::text AS "status", s."lastErrorCode",
+       ${ms('s."createdAt"')} AS "createdAt", s."status"::text AS "status", s."lastErrorCode",
        g."rawScore", g."maxScore",
-       x."dueAt" AT TIME ZONE 'UTC' AS "xDueAt", x."lateUntil" AT TIME ZONE 'UTC' AS "xLateUntil",
+       ${ms('x."dueAt"')} AS "xDueAt", ${ms('x."lateUntil"')} AS "xLateUntil",
        x."extraAttempts" AS "xAttempts", x."extraMinutes" AS "xMinutes",
-       es."startedAt" AT TIME ZONE 'UTC' AS "startedAt",
-       o."score" AS "oScore", o."comment" AS "oComment", o."byId" AS "oBy", o."createdAt" AT TIME ZONE 'UTC' AS "oAt",
+       ${ms('es."startedAt"')} AS "startedAt",
+       o."score" AS "oScore", o."comment" AS "oComment", o."byId" AS "oBy", ${ms('o."createdAt"')} AS "oAt",
        CASE WHEN $3::boolean AND g."rawScore" < g."maxScore" THEN s."answer" -> 'selected' END AS "selected",
        CASE WHEN $3::boolean AND g."rawScore" < g."maxScore" THEN g."feedback" END AS "feedback"
 FROM "Enrollment" e
@@ -98,20 +102,20 @@ interface Row {
   problemSlug: string | null;
   submissionId: string | null;
   attempt: number;
-  createdAt: Date;
+  createdAt: number;
   status: SubmissionFacts["status"];
   lastErrorCode: string | null;
   rawScore: number | null;
   maxScore: number | null;
-  xDueAt: Date | null;
-  xLateUntil: Date | null;
+  xDueAt: number | null;
+  xLateUntil: number | null;
   xAttempts: number | null;
   xMinutes: number | null;
-  startedAt: Date | null;
+  startedAt: number | null;
   oScore: number | null;
   oComment: string | null;
   oBy: string | null;
-  oAt: Date | null;
+  oAt: number | null;
   selected: unknown;
   feedback: unknown;
 }
@@ -130,7 +134,7 @@ interface Pending {
 }
 
 /** Rows fetched per round trip: enough to amortise the round trips, small enough to stay a few hundred kB. */
-const BATCH = 500;
+const BATCH = 1000;
 
 /**
  * Streams the course's students (enrolments with the student role) with their scores of record in `assignments`.
@@ -169,6 +173,8 @@ export async function* streamStudentGrades(
   }
 }
 
+const date = (ms: number | null): Date | null => (ms === null ? null : new Date(ms));
+
 function add(student: Pending, row: Row): void {
   if (!row.assignmentId || !row.submissionId || !row.problemSlug) return;
   let per = student.byAssignment.get(row.assignmentId);
@@ -176,8 +182,8 @@ function add(student: Pending, row: Row): void {
     const extension =
       row.xAttempts === null
         ? null
-        : { dueAt: row.xDueAt, lateUntil: row.xLateUntil, extraAttempts: row.xAttempts, extraMinutes: row.xMinutes ?? 0 };
-    per = { extension, startedAt: row.startedAt, submissions: new Map() };
+        : { dueAt: date(row.xDueAt), lateUntil: date(row.xLateUntil), extraAttempts: row.xAttempts, extraMinutes: row.xMinutes ?? 0 };
+    per = { extension, startedAt: date(row.startedAt), submissions: new Map() };
     student.byAssignment.set(row.assignmentId, per);
   }
   const list = per.submissions.get(row.problemSlug) ?? [];
@@ -185,12 +191,12 @@ function add(student: Pending, row: Row): void {
   list.push({
     id: row.submissionId,
     attempt: row.attempt,
-    createdAt: row.createdAt,
+    createdAt: new Date(row.createdAt),
     status: row.status,
     lastErrorCode: row.lastErrorCode,
     rawScore: row.rawScore,
     maxScore: row.maxScore,
-    override: row.oScore === null ? null : { score: row.oScore, comment: row.oComment, byId: row.oBy, at: row.oAt! },
+    override: row.oScore === null ? null : { score: row.oScore, comment: row.oComment, byId: row.oBy, at: new Date(row.oAt!) },
     ...(row.selected != null ? { selected: row.selected } : {}),
     ...(row.feedback != null ? { feedback: row.feedback } : {}),
   });
