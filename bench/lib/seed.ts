@@ -88,3 +88,17 @@ export async function seedCourse(
 }
 
 export const CHOICE_ANSWER = JSON.stringify({ answer: { selected: ["red"] } });
+
+/**
+ * Seeds through an API process of its own with the rate limit off (an admin creating a thousand students would
+ * otherwise meet the per-token limit), then stops it, so the measured processes start with their defaults.
+ */
+export async function seedWithUnlimitedApi(env: Record<string, string>, opts: Parameters<typeof seedCourse>[1]) {
+  const { startPlatform } = await import("./platform.ts");
+  const api = await startPlatform("seeding-api", "api", { ...env, RATE_LIMIT_PER_MIN: "0" });
+  try {
+    return { seeded: await seedCourse(api.url, opts), startupMs: api.startupMs };
+  } finally {
+    await api.stop();
+  }
+}
