@@ -32,7 +32,11 @@ const schema = z.object({
   SEED_SECRET: z.string().min(16).optional(),
   /** `npm run worker` serves /metrics and /healthz here (0 turns it off); `npm start` uses the API's. */
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
-  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  /**
+   * Jobs one worker process runs at once. Most of a grade is waiting (Postgres, Redis), so this is well above the
+   * cores; CPU work is bounded separately (GRADER_THREADS, SANDBOX_POOL_SIZE default to the cores).
+   */
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(16),
   GRADING_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
   GRADING_BACKOFF_MS: z.coerce.number().int().min(0).default(2000),
   GRADING_STALE_AFTER_S: z.coerce.number().positive().default(120),
@@ -62,7 +66,7 @@ const schema = z.object({
   ONNX_ALLOWED_DOMAINS: commaList("ai.onnx", z.string()),
   GRADER_INTRA_OP_THREADS: z.coerce.number().int().min(0).default(1),
   GRADER_INTER_OP_THREADS: z.coerce.number().int().min(0).default(1),
-  /** Sandbox children per worker process (each runs one model at a time). */
+  /** Sandbox children per worker process (each runs one model at a time); default 2 × min(WORKER_CONCURRENCY, cores). */
   SANDBOX_POOL_SIZE: z.coerce.number().int().min(1).max(64).optional(),
   /** onnxruntime-node leaks across sessions: a child is replaced after this many models. */
   SANDBOX_RECYCLE_AFTER: z.coerce.number().int().min(1).default(50),
@@ -87,7 +91,7 @@ const schema = z.object({
   SANDBOX_USER: z.string().default("nobody"),
   /** Process (thread) limit of a sandbox child (prlimit --nproc). */
   SANDBOX_MAX_PROCS: z.coerce.number().int().min(16).default(256),
-  /** Threads that run synchronous graders (text, expressions, fits) off the event loop; default WORKER_CONCURRENCY. */
+  /** Threads that run synchronous graders (text, expressions, fits) off the event loop; default min(WORKER_CONCURRENCY, cores). */
   GRADER_THREADS: z.coerce.number().int().min(1).max(64).optional(),
   /** Heap cap of one grader thread. */
   GRADER_THREAD_MEMORY_MB: z.coerce.number().int().min(32).default(512),

@@ -86,7 +86,8 @@ async function main(mode: Mode) {
   if (mode !== "worker") {
     const app = await buildApp({ config, db, queue });
     if (config.LOAD_PROBLEMS) {
-      const loaded = await loadAllSets(config.PROBLEMS_DIR);
+      const problemSets = app.services.problemSets;
+      const loaded = await loadAllSets(config.PROBLEMS_DIR, (slug, hash) => problemSets.isCurrentDeploymentContent(slug, hash));
       if (!loaded.ok) {
         console.error(`Problem sets in ${config.PROBLEMS_DIR}/ have errors:\n${formatBundleErrors(loaded.errors).join("\n")}`);
         process.exit(1);
@@ -95,6 +96,7 @@ async function main(mode: Mode) {
         const saved = await app.services.problemSets.save(set, "directory", null);
         app.log.info({ set: set.slug, revision: saved.revision, created: saved.created }, "problem set loaded");
       }
+      for (const slug of loaded.unchanged) app.log.info({ set: slug, created: false }, "problem set unchanged since it was stored");
     }
     await app.listen({ port: config.PORT, host: config.HOST });
     api = app;

@@ -1,7 +1,7 @@
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { readSetDirectory } from "./directory.ts";
-import { isJunk } from "./files.ts";
+import { contentHash, isJunk } from "./files.ts";
 import { loadSet } from "./set.ts";
 import { readTarGz } from "./tar.ts";
 import { ThreadOutOfMemory, ThreadTimeout, validateBundleInThread } from "../grading/threads/index.ts";
@@ -45,10 +45,18 @@ export async function parseSetTarGz(buffer: Uint8Array, limits: Partial<TarLimit
   return read.ok ? loadSet(read.bundle) : read;
 }
 
-export type LoadAllResult = { ok: true; sets: LoadedSet[] } | { ok: false; errors: BundleError[] };
+export type LoadAllResult = { ok: true; sets: LoadedSet[]; unchanged: string[] } | { ok: false; errors: BundleError[] };
 
-/** Every folder of `problemsDir`, for start-up; errors name files as `<set folder>/<file>`. */
-export async function loadAllSets(problemsDir: string): Promise<LoadAllResult> {
+/**
+ * Every folder of `problemsDir`, for start-up; errors name files as `<set folder>/<file>`. `unchanged(slug, hash)`
+ * says a folder's exact content is already the set's current revision (it passed validation when stored): such a
+ * folder is listed in `unchanged` without being validated again, so a restart with the same problems/ costs a read
+ * and a hash per set, not every expression compile and self-check.
+ */
+export async function loadAllSets(
+  problemsDir: string,
+  unchanged?: (slug: string, contentHash: string) => Promise<boolean>,
+): Promise<LoadAllResult> {
   let entries;
   try {
     entries = await readdir(problemsDir, { withFileTypes: true });
@@ -56,13 +64,19 @@ export async function loadAllSets(problemsDir: string): Promise<LoadAllResult> {
     return { ok: false, errors: [{ file: "", path: "", message: `cannot read problems folder ${problemsDir}: ${(e as Error).message}` }] };
   }
   const sets: LoadedSet[] = [];
+  const same: string[] = [];
   const errors: BundleError[] = [];
   for (const ent of entries.filter((e) => e.isDirectory() && !isJunk(e.name)).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    const r = await loadSetFromDirectory(join(problemsDir, ent.name));
+    const read = await readSetDirectory(join(problemsDir, ent.name));
+    if (read.ok && unchanged && (await unchanged(read.bundle.root, contentHash(read.bundle.files)))) {
+      same.push(read.bundle.root);
+      continue;
+    }
+    const r = read.ok ? loadSet(read.bundle) : read;
     if (r.ok) sets.push(r.set);
     else errors.push(...r.errors.map((e) => ({ ...e, file: e.file === "" ? `${ent.name}/` : `${ent.name}/${e.file}` })));
   }
-  return errors.length > 0 ? { ok: false, errors } : { ok: true, sets };
+  return errors.length > 0 ? { ok: false, errors } : { ok: true, sets, unchanged: same };
 }
 
 /** One line per error, `file: path: message`, leaving out an empty path. */

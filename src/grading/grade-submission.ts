@@ -9,7 +9,8 @@ import { isUniqueViolation } from "../lib/prisma-errors.ts";
 import { gradingDuration, gradingOutcomes } from "../metrics.ts";
 import type { ProblemSetService } from "../services/problem-sets.ts";
 import type { GradingJob } from "./queue.ts";
-import { claim, claimableAt, fail, finish, release, renew, type Lease } from "./states.ts";
+import { claim, claimableAt, fail, finish, release, renew, type Claimed, type ClaimedSubmission } from "./states.ts";
+import type { Semaphore } from "../lib/semaphore.ts";
 import type { ThreadPool } from "./threads/index.ts";
 import { runGraderBounded } from "./threads/run-grader.ts";
 
@@ -27,6 +28,8 @@ export interface GradeDeps {
   timeoutMs: number;
   /** Where synchronous graders and the worker's preflight run. */
   threads: ThreadPool;
+  /** Model grades running at once (each may hold two sandbox children); the others wait before their budget starts. */
+  modelSlots?: Semaphore;
 }
 
 type Finished = "graded" | "rejected" | "failed" | "skipped";
@@ -55,9 +58,12 @@ export async function gradeSubmission(
   deps: GradeDeps,
   job: GradingJob,
   attempt: Attempt = { number: 1, last: true, backoffMs: 0 },
+  /** Told whose submission the run is as soon as the claim returns it (the gradebook's notice needs it; no extra read). */
+  claimed?: (s: Pick<ClaimedSubmission, "assignmentId" | "userId">) => void,
 ): Promise<GradeOutcome> {
   const { db } = deps;
   const lease = await claim(db, job, newHolder(), deps.leaseMs);
+  if (lease) claimed?.(lease.submission);
   if (!lease) {
     const at = await claimableAt(db, job);
     return at ? { busyUntil: at } : outcome("skipped");
@@ -88,8 +94,8 @@ export async function gradeSubmission(
   }
 }
 
-async function gradeHeld(deps: GradeDeps, lease: Lease): Promise<Finished> {
-  const s = await deps.db.submission.findUniqueOrThrow({ where: { id: lease.submissionId } });
+async function gradeHeld(deps: GradeDeps, lease: Claimed): Promise<Finished> {
+  const s = lease.submission;
   const problem = await deps.problemSets.loadGradable(s.problemId);
   const started = performance.now();
   const model = s.modelSha256 ? await loadModel(deps.db, s.modelSha256) : undefined;
@@ -107,6 +113,7 @@ async function gradeHeld(deps: GradeDeps, lease: Lease): Promise<Finished> {
     },
     deps.threads,
     deps.timeoutMs,
+    deps.modelSlots,
   );
   const durationMs = Math.round(performance.now() - started);
   const r: GradeResult = gradeResultSchema.parse(result);
@@ -139,7 +146,7 @@ async function gradeHeld(deps: GradeDeps, lease: Lease): Promise<Finished> {
       durationMs,
     },
   ).catch((e: unknown) => {
-    if (isUniqueViolation(e)) return false; // this run's grade is in already
+    if (isUniqueViolation(e) || sqlState(e) === "23505") return false; // this run's grade is in already
     throw e;
   });
   // A lost lease (taken over after it passed, or superseded by a regrade) writes nothing: the other holder's result stands.
@@ -156,4 +163,14 @@ async function loadModel(db: Db, sha256: string): Promise<Uint8Array> {
 function outcome<O extends Finished>(o: O): O {
   gradingOutcomes.inc({ outcome: o });
   return o;
+}
+
+/** The SQLSTATE of a failed raw query, wherever Prisma's driver adapter put it (a raw statement's unique violation is not P2002). */
+function sqlState(e: unknown): string | undefined {
+  for (let c: unknown = e, i = 0; c && typeof c === "object" && i < 5; c = (c as { cause?: unknown }).cause, i++) {
+    const x = c as { code?: unknown; meta?: { code?: unknown; driverAdapterError?: { cause?: { originalCode?: unknown } } } };
+    for (const v of [x.meta?.code, x.meta?.driverAdapterError?.cause?.originalCode, x.code])
+      if (typeof v === "string" && /^\d{5}$/.test(v)) return v;
+  }
+  return undefined;
 }

@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import type { Config } from "../config.ts";
 import type { PreflightOptions } from "./onnx/preflight.ts";
 import { planSandbox, type SandboxPlan } from "./onnx/isolation.ts";
@@ -40,14 +41,25 @@ const isolationOptions = (config: ModelRuntimeConfig) => ({
  */
 export const checkSandbox = (config: ModelRuntimeConfig): SandboxPlan => planSandbox(isolationOptions(config));
 
+/**
+ * Sandbox children per worker process: two per model grade that may run at once (a grade may hold a student's
+ * session and a reference session), and model grades at once default to the cores, not WORKER_CONCURRENCY, which
+ * counts mostly I/O-bound answer grades. On a GPU host one worker process per GPU shares that GPU among them.
+ */
+export const sandboxPoolSize = (config: Pick<Config, "SANDBOX_POOL_SIZE" | "WORKER_CONCURRENCY">): number =>
+  config.SANDBOX_POOL_SIZE ?? 2 * Math.min(config.WORKER_CONCURRENCY, availableParallelism());
+
+/** Model grades one worker process runs at once; the rest wait for a slot before their budget starts. */
+export const modelGradeSlots = (config: Pick<Config, "SANDBOX_POOL_SIZE" | "WORKER_CONCURRENCY">): number =>
+  Math.max(1, Math.floor(sandboxPoolSize(config) / 2));
+
 /** The sandboxed child-process pool where every model (student's and reference) runs. */
 export function createModelRuntime(config: ModelRuntimeConfig, logger: SandboxLogger): SandboxRuntime {
   const timeoutMs = Math.round(config.MODEL_TIMEOUT_S * 1000);
   return createSandboxRuntime({
     ...isolationOptions(config),
     providers: config.GRADER_EXECUTION_PROVIDERS,
-    // A grade may hold a student's session and a reference session at once.
-    size: config.SANDBOX_POOL_SIZE ?? config.WORKER_CONCURRENCY * 2,
+    size: sandboxPoolSize(config),
     recycleAfter: config.SANDBOX_RECYCLE_AFTER,
     loadTimeoutMs: timeoutMs,
     runTimeoutMs: timeoutMs,

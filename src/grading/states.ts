@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { Prisma, type Db } from "../db.ts";
 
 /**
@@ -54,6 +55,17 @@ export interface Lease extends RunRef {
 export interface Claimed extends Lease {
   claims: number;
   leaseUntil: Date;
+  /** What grading the run reads, returned by the claim itself so that a grading costs no second read of the row. */
+  submission: ClaimedSubmission;
+}
+export interface ClaimedSubmission {
+  assignmentId: string;
+  userId: string;
+  problemId: string;
+  answer: unknown;
+  seed: string;
+  modelSha256: string | null;
+  lateFactor: number;
 }
 
 const NOW = Prisma.sql`(now() AT TIME ZONE 'UTC')`;
@@ -72,14 +84,16 @@ const CLAIMABLE = Prisma.sql`(
 
 /** Takes the run if nobody holds a live lease on it; null otherwise (superseded, finished, held, backing off). */
 export async function claim(db: Client, ref: RunRef, holder: string, leaseMs: number): Promise<Claimed | null> {
-  const rows = await db.$queryRaw<{ claims: number; leaseUntil: Date }[]>`
+  const rows = await db.$queryRaw<({ claims: number; leaseUntil: Date } & ClaimedSubmission)[]>`
     UPDATE "Submission"
     SET status = ${to("claim", "running")}, "claimedBy" = ${holder}, "leaseUntil" = ${after(leaseMs)},
         "availableAt" = NULL, "statusAt" = ${NOW}, claims = claims + 1
     WHERE id = ${ref.submissionId}::uuid AND "gradingRun" = ${ref.run} AND ${from("claim")} AND ${CLAIMABLE}
-    RETURNING claims, "leaseUntil"`;
+    RETURNING claims, "leaseUntil", "assignmentId"::text, "userId"::text, "problemId"::text, answer, seed, "modelSha256", "lateFactor"`;
   const r = rows[0];
-  return r ? { ...ref, holder, claims: r.claims, leaseUntil: r.leaseUntil } : null;
+  if (!r) return null;
+  const { claims, leaseUntil, ...submission } = r;
+  return { ...ref, holder, claims, leaseUntil, submission };
 }
 
 /** Extends the holder's lease; false once it is lost (taken over after expiry, superseded, released). */
@@ -95,23 +109,49 @@ export interface Finish {
   lastError: string | null;
   lastErrorCode: string | null;
 }
-export type GradeData = Omit<Prisma.GradeUncheckedCreateInput, "submissionId" | "run">;
+/** An automatic grade's columns (kind `auto`; staff grades are written elsewhere). */
+export interface GradeData {
+  status: "graded" | "rejected" | "error";
+  score: number;
+  rawScore: number;
+  maxScore: number;
+  feedback: unknown;
+  needsReview?: boolean;
+  problemId: string;
+  graderType: string;
+  graderVersion: string;
+  executionProvider?: string | null;
+  ortVersion?: string | null;
+  inputSeed?: string | null;
+  hashes?: unknown;
+  isolation?: unknown;
+  durationMs: number;
+}
 
 /**
- * The run's end: its outcome and its Grade in one transaction, by the lease holder of the current run only.
- * False (and nothing written) when the lease was lost: a late finish of a superseded or taken-over run.
+ * The run's end: its outcome and its Grade in one statement (so one round trip, and atomic as any statement is),
+ * by the lease holder of the current run only: the INSERT reads the UPDATE's row, so no Grade is written when the
+ * UPDATE matched nothing. False (and nothing written) when the lease was lost: a late finish of a superseded or
+ * taken-over run. A Grade of this run already present fails the whole statement (unique violation), status too.
  */
-export async function finish(db: Db, lease: Lease, result: Finish, grade: GradeData): Promise<boolean> {
-  return db.$transaction(async (tx) => {
-    const n = await tx.$executeRaw`
+export async function finish(db: Client, lease: Lease, result: Finish, grade: GradeData): Promise<boolean> {
+  const json = (v: unknown) => (v === undefined || v === null ? null : JSON.stringify(v));
+  const rows = await db.$queryRaw<{ id: string }[]>`
+    WITH done AS (
       UPDATE "Submission"
       SET status = ${to("finish", result.status)}, "gradedAt" = ${NOW}, "statusAt" = ${NOW}, "claimedBy" = NULL, "leaseUntil" = NULL,
           "lastError" = ${result.lastError?.slice(0, 2000) ?? null}, "lastErrorCode" = ${result.lastErrorCode}
-      WHERE id = ${lease.submissionId}::uuid AND "gradingRun" = ${lease.run} AND ${from("finish")} AND "claimedBy" = ${lease.holder}`;
-    if (n !== 1) return false;
-    await tx.grade.create({ data: { ...grade, submissionId: lease.submissionId, run: lease.run } });
-    return true;
-  });
+      WHERE id = ${lease.submissionId}::uuid AND "gradingRun" = ${lease.run} AND ${from("finish")} AND "claimedBy" = ${lease.holder}
+      RETURNING id)
+    INSERT INTO "Grade" (id, "submissionId", run, status, score, "rawScore", "maxScore", feedback, "needsReview", "problemId",
+                         "graderType", "graderVersion", "executionProvider", "ortVersion", "inputSeed", hashes, isolation, "durationMs", "createdAt")
+    SELECT ${randomUUID()}::uuid, done.id, ${lease.run}, ${grade.status}::"GradeStatus", ${grade.score}, ${grade.rawScore}, ${grade.maxScore},
+           ${json(grade.feedback)}::jsonb, ${grade.needsReview ?? false}, ${grade.problemId}::uuid, ${grade.graderType}, ${grade.graderVersion},
+           ${grade.executionProvider ?? null}, ${grade.ortVersion ?? null}, ${grade.inputSeed ?? null}, ${json(grade.hashes)}::jsonb,
+           ${json(grade.isolation)}::jsonb, ${Math.round(grade.durationMs)}, ${NOW}
+    FROM done
+    RETURNING id::text`;
+  return rows.length === 1;
 }
 
 /**

@@ -3,7 +3,8 @@ import type { Config } from "../config.ts";
 import type { Db } from "../db.ts";
 import { assertRegistry, findKind, JOB_KINDS, type AnyJobKind, type JobContext, type JobDeps } from "../jobs/registry.ts";
 import type { ProblemSetService } from "../services/problem-sets.ts";
-import { createModelRuntime, preflightOptions, type ModelRuntimeConfig, type SandboxRuntime } from "./model-runtime.ts";
+import { Semaphore } from "../lib/semaphore.ts";
+import { createModelRuntime, modelGradeSlots, preflightOptions, type ModelRuntimeConfig, type SandboxRuntime } from "./model-runtime.ts";
 import { backoffAfter, QUEUE_NAME, redisConnection, type GradingQueue } from "./queue.ts";
 import { configureThreads, threadPool, type ThreadConfig } from "./threads/index.ts";
 
@@ -41,6 +42,7 @@ export function startGradingWorker(
     leaseMs: config.GRADING_LOCK_MS,
     timeoutMs: config.GRADER_TIMEOUT_S * 1000,
     threads: threadPool(),
+    modelSlots: new Semaphore(modelGradeSlots(config)),
     log,
     queue,
   };

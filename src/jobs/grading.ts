@@ -6,9 +6,9 @@ import { scoresMayHaveChanged } from "../services/gradebook/notify.ts";
 import type { JobDeps, JobKind } from "./registry.ts";
 
 /** The LMS gradebook follows (LTI passback); never fails grading, whose grade is committed already. */
-async function passScoresOn(deps: JobDeps, submissionId: string): Promise<void> {
+async function passScoresOn(deps: JobDeps, submissionId: string, known?: { assignmentId: string; userId: string }): Promise<void> {
   try {
-    const s = await deps.db.submission.findUnique({ where: { id: submissionId }, select: { assignmentId: true, userId: true } });
+    const s = known ?? (await deps.db.submission.findUnique({ where: { id: submissionId }, select: { assignmentId: true, userId: true } }));
     if (s) await scoresMayHaveChanged(deps, s.assignmentId, [s.userId]);
   } catch (err) {
     deps.log.warn({ err, submissionId }, "could not tell the gradebook's listeners about a grade");
@@ -25,12 +25,13 @@ export const gradingKind: JobKind<GradingJob> = {
   async handle(ctx, job) {
     const { log } = ctx.deps;
     try {
-      const outcome = await gradeSubmission(ctx.deps, job, ctx.attempt);
+      let whose: { assignmentId: string; userId: string } | undefined;
+      const outcome = await gradeSubmission(ctx.deps, job, ctx.attempt, (s) => (whose = s));
       // Another worker holds a live lease on the run, or it is backing off: come back when that ends.
       if (typeof outcome === "object") return await ctx.delayUntil(outcome.busyUntil);
       log.info({ ...job, outcome, jobId: ctx.jobId }, "graded");
       // Also on "skipped" (a duplicate delivery): the first one may have died between its grade and this call.
-      await passScoresOn(ctx.deps, job.submissionId);
+      await passScoresOn(ctx.deps, job.submissionId, whose);
       return outcome;
     } catch (err) {
       const { number, last } = ctx.attempt;

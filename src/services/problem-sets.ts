@@ -82,6 +82,19 @@ export class ProblemSetService {
     }
   }
 
+  /**
+   * Whether `contentHash` is already the current revision of the deployment set `slug`: then loading that folder
+   * again would store nothing (save answers created: false), and start-up can skip validating it.
+   */
+  async isCurrentDeploymentContent(slug: string, contentHash: string): Promise<boolean> {
+    const latest = await this.db.problemSetRevision.findFirst({
+      where: { problemSet: { slug, deployment: true } },
+      orderBy: { revision: "desc" },
+      select: { contentHash: true },
+    });
+    return latest?.contentHash === contentHash;
+  }
+
   private async saveIn(tx: Prisma.TransactionClient, set: LoadedSet, source: "directory" | "upload", actor: Principal | null) {
     const ps = await claimSlug(tx, set.slug, source, actor);
     const latest = await tx.problemSetRevision.findFirst({

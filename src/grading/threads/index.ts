@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { MessageChannel } from "node:worker_threads";
 import { Piscina } from "piscina";
 import type { ModelSpec } from "../../../graders/onnx/types.ts";
@@ -25,8 +26,12 @@ export interface ThreadSettings {
   timeoutMs: number;
 }
 
+/**
+ * Threads do CPU work, so by default there are no more of them than cores (nor than jobs that could use them):
+ * WORKER_CONCURRENCY counts mostly waiting jobs (database, Redis, sandbox children) and may be far higher.
+ */
 export const threadSettings = (config: ThreadConfig): ThreadSettings => ({
-  threads: config.GRADER_THREADS ?? config.WORKER_CONCURRENCY,
+  threads: config.GRADER_THREADS ?? Math.min(config.WORKER_CONCURRENCY, availableParallelism()),
   memoryMb: config.GRADER_THREAD_MEMORY_MB,
   timeoutMs: Math.round(config.GRADER_TIMEOUT_S * 1000),
 });

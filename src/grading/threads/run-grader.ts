@@ -2,6 +2,7 @@ import { problemError, rejected } from "../../../graders/result.ts";
 import { ModelFault, type ModelRuntime } from "../../../graders/onnx/types.ts";
 import type { Grader, GradeResult, PrivateData } from "../../../graders/types.ts";
 import type { PreflightOptions } from "../onnx/preflight.ts";
+import type { Semaphore } from "../../lib/semaphore.ts";
 import { ThreadOutOfMemory, ThreadTimeout, type ThreadPool } from "./index.ts";
 
 /**
@@ -42,15 +43,34 @@ export interface GraderRun {
  *     GRADER_TIMEOUT (or GRADER_OUT_OF_MEMORY for a thread's heap cap), deterministic, not retried.
  * Anything else thrown is an infrastructure failure for the caller to retry.
  */
-export async function runGraderBounded(run: GraderRun, pool: ThreadPool, timeoutMs: number): Promise<GradeResult> {
+export async function runGraderBounded(run: GraderRun, pool: ThreadPool, timeoutMs: number, modelSlots?: Semaphore): Promise<GradeResult> {
+  if (ON_EVENT_LOOP.has(run.grader.type) && !run.grader.modelSpec) return gradeHere(run);
   if (!run.grader.modelSpec) return gradeInThread(run, pool, timeoutMs);
+  // Like a thread's, a model run's budget starts when there is room to run it: a grade that waited for a sandbox
+  // child behind other students' models must not be refused as too slow (MODEL_TIMEOUT) for the wait.
+  const release = await modelSlots?.acquire();
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(new GradingTimeout(timeoutMs)), timeoutMs);
   try {
     return await gradeModel(run, pool, ac.signal, timeoutMs);
   } finally {
     clearTimeout(timer);
+    release?.();
   }
+}
+
+/**
+ * Graders that run on the worker's event loop, without a thread round trip. The rule (docs: "nothing a student
+ * uploads may block the event loop") still holds for them: their work is bounded by the answer schema and the
+ * problem's own config, with no regex, expression, parse or fit a student's input can make slow — `choice`
+ * compares at most 1,000 selected ids (choiceAnswerSchema) with the options. Text, expressions, numeric
+ * expressions, fits and every model grader stay in threads or sandboxes.
+ */
+const ON_EVENT_LOOP: ReadonlySet<string> = new Set(["choice"]);
+
+async function gradeHere(run: GraderRun): Promise<GradeResult> {
+  const { grader, config, privateData, answer, seed, points } = run;
+  return grader.grade({ config, privateData, answer, seed, points });
 }
 
 const budgetSpent = (points: number, ms: number) =>
