@@ -28,6 +28,8 @@ export interface LoadResult {
   limited429: number;
   limited429WithRetryAfter: number;
   other4xx: number;
+  /** 503 OVERLOADED: the API's load shedding (event-loop delay past its limit), not a failure. */
+  overloaded503: number;
   server5xx: number;
   socketErrors: number;
   timeouts: number;
@@ -35,7 +37,16 @@ export interface LoadResult {
 }
 
 export async function runLoad(o: LoadOptions): Promise<LoadResult> {
-  const counts = { ok: 0, contended409: 0, other409: 0, limited429: 0, limited429WithRetryAfter: 0, other4xx: 0, server5xx: 0 };
+  const counts = {
+    ok: 0,
+    contended409: 0,
+    other409: 0,
+    limited429: 0,
+    limited429WithRetryAfter: 0,
+    other4xx: 0,
+    overloaded503: 0,
+    server5xx: 0,
+  };
   let next = 0;
   const tokens = o.tokens ?? [];
   const result = await autocannon({
@@ -58,7 +69,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
           else if (status === 429) {
             counts.limited429++;
             if (headers?.["retry-after"] !== undefined) counts.limited429WithRetryAfter++;
-          } else if (status >= 500) counts.server5xx++;
+          } else if (status === 503 && body.includes("OVERLOADED")) counts.overloaded503++;
+          else if (status >= 500) counts.server5xx++;
           else counts.other4xx++;
         },
       },
@@ -83,6 +95,7 @@ export const errorCells = (r: LoadResult) => ({
   "409 other": r.other409,
   "429 (with Retry-After)": r.limited429 ? `${r.limited429} (${r.limited429WithRetryAfter})` : 0,
   "other 4xx": r.other4xx,
-  "5xx": r.server5xx,
+  "503 overloaded": r.overloaded503,
+  "other 5xx": r.server5xx,
   "socket errors/timeouts": r.socketErrors + r.timeouts,
 });
