@@ -106,6 +106,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.decorate("services", buildServices(deps, app.log));
   // The exports keep a pg pool of their own (cursors): closed with the app.
   app.addHook("onClose", async () => app.services.exports.close());
+  // So does the submit path (src/services/ingest-store.ts).
+  app.addHook("onClose", async () => app.services.submissions.close());
   app.decorateRequest("principal", null as unknown as Principal);
   registerQueueDepth(deps.queue);
   registerQueueLag(deps.db);

@@ -77,6 +77,11 @@ const schema = z.object({
   LOAD_PROBLEMS: bool.default(true),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   RATE_LIMIT_PER_MIN: z.coerce.number().int().min(0).default(600),
+  /**
+   * Seconds a token's principal is reused without reading the database: a token revoked by another process (or a
+   * role changed there) stops working within this bound; revocation through this process's API applies at once. 0 = off.
+   */
+  AUTH_CACHE_TTL_S: z.coerce.number().min(0).max(300).default(5),
   /** Failed authentications allowed per client address per minute (guessed, revoked or expired tokens). */
   AUTH_FAILURES_PER_MIN: z.coerce.number().int().min(0).default(100),
   /** Proxies whose X-Forwarded-For is believed: comma-separated addresses or CIDRs; empty trusts none. */

@@ -1,3 +1,4 @@
+import pg from "pg";
 import { Prisma } from "../db.ts";
 
 /** True for a unique-constraint violation (P2002), the one Prisma error services turn into a 409. */
@@ -42,6 +43,12 @@ export function isDatabaseUnavailable(e: unknown): boolean {
     )
       return true;
   }
+  // Raw pg (the submit path's own pool, src/services/ingest-store.ts): the same severities and SQLSTATE classes.
+  if (e instanceof pg.DatabaseError && (e.severity === "FATAL" || e.severity === "PANIC" || UNREACHABLE_SQLSTATE.test(e.code ?? "")))
+    return true;
   const msg = String((e as Error | undefined)?.message ?? "");
-  return /ECONNREFUSED|ECONNRESET|Connection terminated|Can't reach database server/.test(msg) && !/redis|6379/i.test(msg);
+  return (
+    /ECONNREFUSED|ECONNRESET|Connection terminated|Can't reach database server|timeout exceeded when trying to connect/.test(msg) &&
+    !/redis|6379/i.test(msg)
+  );
 }

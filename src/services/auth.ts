@@ -2,6 +2,7 @@ import type { Config } from "../config.ts";
 import type { Db, Prisma } from "../db.ts";
 import { UnauthorizedError } from "../errors.ts";
 import { safeEqual, sha256 } from "../lib/crypto.ts";
+import { principalCache, type CachedToken } from "./principal-cache.ts";
 
 /** Who is calling. `userId` is null only for the bootstrap ADMIN_TOKEN, which is nobody in particular. */
 export interface Principal {
@@ -27,34 +28,57 @@ export async function retireBootstrapToken(tx: Prisma.TransactionClient | Db, re
   });
 }
 
+const expired = (at: Date) => new UnauthorizedError("TOKEN_EXPIRED", `This token expired at ${at.toISOString()}.`);
+
 export class AuthService {
   constructor(
     private readonly db: Db,
-    private readonly config: Pick<Config, "ADMIN_TOKEN">,
+    private readonly config: Pick<Config, "ADMIN_TOKEN"> & Partial<Pick<Config, "AUTH_CACHE_TTL_S">>,
   ) {}
 
-  /** Every refusal is a 401; a guessed token costs one indexed read and no write. */
+  /**
+   * Every refusal is a 401; a guessed token costs one indexed read and no write. A token seen in the last
+   * AUTH_CACHE_TTL_S costs no read at all (principal-cache.ts: the bound on a revocation made elsewhere).
+   */
   async authenticate(authorization: string | undefined): Promise<Principal> {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? "");
     if (!match) throw new UnauthorizedError();
     const secret = match[1]!;
+    const tokenHash = sha256(secret);
+    const ttlMs = (this.config.AUTH_CACHE_TTL_S ?? 0) * 1000;
 
-    const token = await this.db.apiToken.findUnique({ where: { tokenHash: sha256(secret) }, include: { user: true } });
+    const cached = principalCache.get(tokenHash, ttlMs);
+    if (cached) {
+      if (cached.expiresAt && cached.expiresAt <= new Date()) throw expired(cached.expiresAt);
+      this.touch(cached);
+      return cached.principal;
+    }
+    const token = await this.db.apiToken.findUnique({ where: { tokenHash }, include: { user: { select: { role: true } } } });
     if (token) {
       if (token.revokedAt) throw new UnauthorizedError("TOKEN_REVOKED", "This token was revoked; ask for a new one.");
-      if (token.expiresAt && token.expiresAt <= new Date())
-        throw new UnauthorizedError("TOKEN_EXPIRED", `This token expired at ${token.expiresAt.toISOString()}.`);
-      if (!token.lastUsedAt || Date.now() - token.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
-        await this.db.apiToken.update({ where: { id: token.id }, data: { lastUsedAt: new Date() } });
-      }
+      if (token.expiresAt && token.expiresAt <= new Date()) throw expired(token.expiresAt);
       // An LTI session never carries admin powers: the platform vouches for a person in its course, nothing more.
       const role = token.kind === "session" ? "user" : token.user.role;
-      return { userId: token.userId, role, tokenId: token.id, courseId: token.courseId, scope: token.scope };
+      const principal: Principal = { userId: token.userId, role, tokenId: token.id, courseId: token.courseId, scope: token.scope };
+      const entry = { principal, expiresAt: token.expiresAt, readAt: Date.now(), lastUsedAt: token.lastUsedAt?.getTime() ?? 0 };
+      principalCache.set(tokenHash, entry, ttlMs);
+      this.touch(entry);
+      return principal;
     }
 
     const admin = this.config.ADMIN_TOKEN;
     if (admin && safeEqual(secret, admin)) return this.bootstrap();
     throw new UnauthorizedError("INVALID_TOKEN", "Unknown token: check it, or ask an admin for a new one.");
+  }
+
+  /** lastUsedAt at most once a minute per token, and never awaited: bookkeeping stays off the request's path. */
+  private touch(entry: CachedToken) {
+    const now = Date.now();
+    if (now - entry.lastUsedAt <= LAST_USED_RESOLUTION_MS) return;
+    entry.lastUsedAt = now;
+    this.db.apiToken
+      .update({ where: { id: entry.principal.tokenId! }, data: { lastUsedAt: new Date(now) } })
+      .catch(() => undefined /* the token went away or the database is closing: nothing to record */);
   }
 
   /**

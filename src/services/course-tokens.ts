@@ -5,6 +5,7 @@ import { newTokenSecret, sha256 } from "../lib/crypto.ts";
 import { requireCourseRole, requireUser } from "./access.ts";
 import { audit } from "./audit.ts";
 import type { Principal } from "./auth.ts";
+import { forgetTokens } from "./principal-cache.ts";
 
 /** What a course-scoped integration token may be limited to; see token-scope.ts for what each allows. */
 export const TOKEN_SCOPES = ["grades:read"] as const;
@@ -61,5 +62,6 @@ export class CourseTokenService {
       await tx.apiToken.update({ where: { id: tokenId }, data: { revokedAt: new Date() } });
       await audit(tx, p.userId, "token.revoke", { type: "api_token", id: tokenId }, { courseId });
     });
+    forgetTokens({ tokenId });
   }
 }

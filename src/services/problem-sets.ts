@@ -38,6 +38,13 @@ export interface GradableProblem {
 /** A problem's cache entry: the parsed config and which blob each private file is, not the bytes. */
 type ProblemEntry = Omit<GradableProblem, "privateData">;
 
+/** The problem a submission answers (submit path): its row, its set's slug and its grader. */
+export interface CurrentProblem {
+  problem: Problem;
+  setSlug: string;
+  grader: Grader;
+}
+
 type CacheConfig = Pick<Config, "SEED_SECRET"> & Partial<Pick<Config, "PROBLEM_CACHE_MB" | "PROBLEM_CONFIG_CACHE_MB">>;
 
 const MB = 1024 * 1024;
@@ -49,7 +56,11 @@ export class ProblemSetService {
    * configs by problem id, and private files by blob sha256 (shared between revisions that did not change them).
    * A file larger than its whole budget is read for each grade and never kept.
    */
-  readonly cache: { problems: LRUCache<string, ProblemEntry>; blobs: LRUCache<string, Uint8Array> };
+  readonly cache: {
+    problems: LRUCache<string, ProblemEntry>;
+    blobs: LRUCache<string, Uint8Array>;
+    current: LRUCache<string, CurrentProblem>;
+  };
 
   constructor(
     private readonly db: Db,
@@ -60,6 +71,7 @@ export class ProblemSetService {
       problems: new LRUCache({
         maxSize: Math.max(1, Math.floor((config.PROBLEM_CONFIG_CACHE_MB ?? 32) * MB)),
       }),
+      current: new LRUCache({ maxSize: Math.max(1, Math.floor((config.PROBLEM_CONFIG_CACHE_MB ?? 32) * MB)) }),
       blobs: new LRUCache({
         maxSize: Math.max(1, Math.floor((config.PROBLEM_CACHE_MB ?? 256) * MB)),
         sizeCalculation: (bytes) => Math.max(1, bytes.byteLength),
@@ -192,13 +204,19 @@ export class ProblemSetService {
    * an upload of the set changes nothing an existing assignment serves or grades against until staff move it.
    */
   async currentProblem(assignment: { revisionId: string }, problemSlug: string) {
+    // A revision's problems never change: kept by (revision, slug) within PROBLEM_CONFIG_CACHE_MB, as long as they fit.
+    const key = `${assignment.revisionId}/${problemSlug}`;
+    const cached = this.cache.current.get(key);
+    if (cached) return cached;
     const problem = await this.db.problem.findUnique({
       where: { revisionId_slug: { revisionId: assignment.revisionId, slug: problemSlug } },
       include: { revision: { select: { problemSet: { select: { slug: true } } } } },
     });
     if (!problem) return null;
     const { revision, ...row } = problem;
-    return { problem: row, setSlug: revision.problemSet.slug, grader: requireGrader(problem.graderType) };
+    const current = { problem: row, setSlug: revision.problemSet.slug, grader: requireGrader(problem.graderType) };
+    this.cache.current.set(key, current, { size: 512 + JSON.stringify(row).length });
+    return current;
   }
 
   /** A problem ready to grade, from the cache when this process graded it lately. */

@@ -1,20 +1,19 @@
 import type { Config } from "../config.ts";
-import type { Db, Prisma } from "../db.ts";
+import type { Db } from "../db.ts";
 import { AppError, ConflictError, NotFoundError, UnprocessableError } from "../errors.ts";
 import { studentSeed } from "../lib/crypto.ts";
-import { isUniqueViolation } from "../lib/prisma-errors.ts";
 import { enqueueGrading, type GradingQueue } from "../grading/queue.ts";
-import { isStaff, memberRole, requireUser, type CourseRole } from "./access.ts";
-import { audit } from "./audit.ts";
+import { isStaff, memberRole, requireUser, roleIn, type CourseRole } from "./access.ts";
 import type { Principal } from "./auth.ts";
 import type { ProblemSetService } from "./problem-sets.ts";
 import { submissionView, viewInclude } from "./submission-view.ts";
 import { acceptedAnswer, prepareAnswerOffLoop, type PreflightRunner, type UploadedModel } from "./answers.ts";
 import { preflightOptions } from "../grading/model-runtime.ts";
 import { preflightInThread, ThreadOutOfMemory, ThreadTimeout } from "../grading/threads/index.ts";
-import { windowAt } from "./gradebook/policy.ts";
-import { policyNow, revealDates, usesAttemptWhere, windowRefusal } from "./gradebook/submit-rules.ts";
-const MAX_INSERT_TRIES = 5;
+import { studentPolicy, windowAt } from "./gradebook/policy.ts";
+import { policyNow, revealDates, windowRefusal } from "./gradebook/submit-rules.ts";
+import { assignmentPolicy } from "./gradebook/records.ts";
+import { IngestStore } from "./ingest-store.ts";
 
 export interface SubmitInput {
   answer?: unknown;
@@ -57,9 +56,18 @@ export class SubmissionService {
     private readonly db: Db,
     private readonly queue: GradingQueue,
     private readonly problemSets: ProblemSetService,
-    private readonly config: Pick<Config, "SEED_SECRET" | "MODEL_MAX_BYTES" | "ONNX_ALLOWED_DOMAINS">,
+    private readonly config: Pick<Config, "SEED_SECRET" | "MODEL_MAX_BYTES" | "ONNX_ALLOWED_DOMAINS" | "DATABASE_URL">,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.ingest = new IngestStore(config.DATABASE_URL);
+  }
+
+  private readonly ingest: IngestStore;
+
+  /** Ends the submit path's own connections (the app's onClose). */
+  close(): Promise<void> {
+    return this.ingest.close();
+  }
 
   /**
    * Everything that can refuse a submission without its body: the caller, their enrolment, the assignment's
@@ -70,9 +78,12 @@ export class SubmissionService {
     where: { assignmentId: string; problemSlug: string; sendsModel: boolean; idempotencyKey?: string },
   ): Promise<SubmitTarget> {
     const userId = requireUser(p);
-    const assignment = await this.db.assignment.findUnique({ where: { id: where.assignmentId } });
-    const role = assignment ? await memberRole(this.db, p, assignment.courseId) : null;
-    if (!assignment || !role) throw new NotFoundError("Assignment", where.assignmentId);
+    // One round trip for the assignment, the caller's enrolment, extension and exam start (always fresh: a PATCH of
+    // the assignment or a new extension applies to the next submission); the pinned problem comes from the cache.
+    const ctx = await this.ingest.context(where.assignmentId, userId);
+    const role = ctx && roleIn(p, ctx.assignment.courseId, ctx.enrolledRole);
+    if (!ctx || !role) throw new NotFoundError("Assignment", where.assignmentId);
+    const { assignment } = ctx;
     const current = await this.problemSets.currentProblem(assignment, where.problemSlug);
     if (!current) throw new NotFoundError(`Problem '${where.problemSlug}' in assignment`, where.assignmentId);
 
@@ -83,7 +94,10 @@ export class SubmissionService {
     let maxAttempts: number | null = null;
     if (!isStaff(role)) {
       const now = new Date();
-      const { policy } = await policyNow(this.db, assignment, userId, now);
+      let policy = studentPolicy(assignmentPolicy(assignment), ctx.extension, ctx.examStartedAt);
+      // The exam clock starts here only if it has not yet (once per student and exam): policyNow stores it.
+      if (assignment.timeLimitMinutes !== null && !ctx.examStartedAt && windowAt(policy, now).open)
+        policy = (await policyNow(this.db, assignment, userId, now)).policy;
       windowError = windowRefusal(policy, now);
       const w = windowAt(policy, now);
       if (w.open) lateFactor = w.lateFactor;
@@ -111,34 +125,44 @@ export class SubmissionService {
       { maxBytes: this.config.MODEL_MAX_BYTES, preflight: preflightOptions(this.config) },
       preflightOffLoop,
     );
-    const scope = { userId, assignmentId: assignment.id, problemSlug };
-    if (input.idempotencyKey) {
-      const replay = await this.replay(scope, input.idempotencyKey, requestHash);
+    // Outside the window only a replay answers (authorize let it through because its key was used); in it, the
+    // insert itself finds a replay under the same lock that numbers attempts.
+    if (target.windowError) {
+      const scope = { userId, assignmentId: assignment.id, problemSlug };
+      const replay = input.idempotencyKey ? await this.replay(scope, input.idempotencyKey, requestHash) : null;
       if (replay) return replay;
+      throw target.windowError;
     }
-    if (target.windowError) throw target.windowError;
 
     const seed = studentSeed(this.config.SEED_SECRET, userId, current.setSlug, current.problem.slug);
-    const submission = await this.insertWithNextAttempt({
+    const outcome = await this.ingest.insert({
       assignmentId: assignment.id,
       userId,
       problemSlug,
       problemId: current.problem.id,
       maxAttempts: assignment.maxAttempts,
-      counts: usesAttemptWhere(assignment),
+      rules: assignment,
+      answer,
+      modelSha256: blob?.sha256,
       blob,
-      data: {
-        answer: answer as Prisma.InputJsonValue,
-        modelSha256: blob?.sha256,
-        seed,
-        lateFactor: target.lateFactor,
-        idempotencyKey: input.idempotencyKey,
-        requestHash,
-      },
+      seed,
+      lateFactor: target.lateFactor,
+      idempotencyKey: input.idempotencyKey,
+      requestHash,
     });
-    if (!submission) return (await this.replay(scope, input.idempotencyKey!, requestHash))!;
-    await this.enqueue(submission.id, 1);
-    return { id: submission.id, status: submission.status, attempt: submission.attempt, replayed: false };
+    if (outcome.kind === "full") {
+      const max = assignment.maxAttempts!;
+      throw new ConflictError("ATTEMPTS_EXHAUSTED", `All ${max} attempts at this problem are used.`, { used: outcome.used, max });
+    }
+    if (outcome.kind === "prior") {
+      // Another request with this key committed first (the lock orders them): it is the answer, if it was the same request.
+      if (outcome.requestHash !== requestHash)
+        throw new ConflictError("IDEMPOTENCY_KEY_REUSED", "This Idempotency-Key was used for a different request; use a new key.");
+      return { id: outcome.id, status: outcome.status, attempt: outcome.attempt, replayed: true };
+    }
+    // After the commit: a crash or a Redis outage here leaves a queued row, which the outbox enqueues.
+    await this.enqueue(outcome.id, 1);
+    return { id: outcome.id, status: "queued", attempt: outcome.attempt, replayed: false };
   }
 
   private async keyUsed(userId: string, assignmentId: string, problemSlug: string, idempotencyKey: string) {
@@ -169,58 +193,6 @@ export class SubmissionService {
     return { id: prior.id, status: prior.status, attempt: prior.attempt, replayed: true };
   }
 
-  /**
-   * Attempt numbers are unique per (assignment, user, problem), so two concurrent submissions
-   * cannot both take the last attempt: the loser of the race retries, sees the count, and gets 409.
-   * Returns null when the insert lost a race on its Idempotency-Key (the winner's row is the answer).
-   */
-  private async insertWithNextAttempt(args: {
-    assignmentId: string;
-    userId: string;
-    problemSlug: string;
-    problemId: string;
-    maxAttempts: number | null;
-    /** Which of the rows use an attempt under the assignment's settings. */
-    counts: Prisma.SubmissionWhereInput;
-    blob?: { sha256: string; bytes: Uint8Array };
-    data: Omit<Prisma.SubmissionUncheckedCreateInput, "assignmentId" | "userId" | "problemSlug" | "problemId" | "attempt">;
-  }) {
-    const { assignmentId, userId, problemSlug, problemId, maxAttempts, counts, blob, data } = args;
-    for (let tries = 0; tries < MAX_INSERT_TRIES; tries++) {
-      // A `failed` submission (infrastructure, GRADER_TIMEOUT) is not the student's doing and uses no attempt, nor
-      // (by default) one refused before anything of it ran; attempt numbers still count every row, so they stay
-      // unique and the unique index settles races.
-      const where = { assignmentId, userId, problemSlug };
-      const [last, used] = await Promise.all([
-        this.db.submission.aggregate({ where, _max: { attempt: true } }),
-        maxAttempts === null ? 0 : this.db.submission.count({ where: { AND: [where, counts] } }),
-      ]);
-      if (maxAttempts !== null && used >= maxAttempts)
-        throw new ConflictError("ATTEMPTS_EXHAUSTED", `All ${maxAttempts} attempts at this problem are used.`, { used, max: maxAttempts });
-      const next = (last._max.attempt ?? 0) + 1;
-      try {
-        return await this.db.$transaction(async (tx) => {
-          if (blob)
-            await tx.blob.createMany({
-              data: [{ sha256: blob.sha256, size: blob.bytes.byteLength, data: blob.bytes as Uint8Array<ArrayBuffer> }],
-              skipDuplicates: true,
-            });
-          const s = await tx.submission.create({ data: { ...data, assignmentId, userId, problemSlug, problemId, attempt: next } });
-          await audit(tx, userId, "submission.create", { type: "submission", id: s.id }, { attempt: s.attempt });
-          return s;
-        });
-      } catch (e) {
-        if (!isUniqueViolation(e)) throw e;
-        if (
-          data.idempotencyKey &&
-          (await this.db.submission.count({ where: { userId, assignmentId, problemSlug, idempotencyKey: data.idempotencyKey } }))
-        )
-          return null;
-      }
-    }
-    throw new ConflictError("SUBMISSION_CONTENDED", "Too many simultaneous submissions for this problem; retry.");
-  }
-
   private async visible(p: Principal, id: string) {
     const s = await this.db.submission.findUnique({
       where: { id },
@@ -238,6 +210,7 @@ export class SubmissionService {
     return submissionView(staff ? s : { ...s, assignment: await revealDates(this.db, s.assignment) }, staff, new Date());
   }
 
+  /** One page of an assignment's submissions, oldest first (keyset on createdAt, id: read page by page in SQL). */
   async list(p: Principal, assignmentId: string, filter: { userId?: string; problem?: string }) {
     const assignment = await this.db.assignment.findUnique({ where: { id: assignmentId } });
     const role = assignment ? await memberRole(this.db, p, assignment.courseId) : null;

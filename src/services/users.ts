@@ -6,6 +6,7 @@ import { isUniqueViolation } from "../lib/prisma-errors.ts";
 import { requireAdmin, type CourseRole } from "./access.ts";
 import { audit } from "./audit.ts";
 import { retireBootstrapToken, type Principal } from "./auth.ts";
+import { forgetTokens } from "./principal-cache.ts";
 
 const DAY_MS = 86_400_000;
 
@@ -125,5 +126,6 @@ export class UserService {
       if (!exists) throw new NotFoundError("Token", tokenId);
     }
     await audit(this.db, p.userId, "token.revoke", { type: "api_token", id: tokenId }, { userId });
+    forgetTokens({ tokenId });
   }
 }

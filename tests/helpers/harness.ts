@@ -38,6 +38,8 @@ export async function createHarness(name: string, overrides: Record<string, stri
     LOG_LEVEL: "silent",
     LOAD_PROBLEMS: "false",
     RATE_LIMIT_PER_MIN: "0",
+    // Tests edit token rows directly and expect the next request to see it; tests/ingest.test.ts turns the cache on.
+    AUTH_CACHE_TTL_S: "0",
     GRADING_BACKOFF_MS: "50",
     ...overrides,
   });
