@@ -37,10 +37,14 @@ const tsc = spawnSync(process.execPath, [path.join(root, "node_modules/typescrip
   cwd: root,
   stdio: "inherit",
 });
-if (tsc.status !== 0) {
+// tsc exits 2 when it found type errors but still wrote every file. `npm run build` (CI, the Docker image) refuses
+// them; a start (`--if-stale`) runs what was emitted, as tsx would run the sources, and says so.
+const lenient = process.argv.includes("--if-stale") && tsc.status === 2;
+if (tsc.status !== 0 && !lenient) {
   console.error("build failed: tsc reported errors (see above); dist/ is not up to date.");
   process.exit(tsc.status ?? 1);
 }
+if (lenient) console.error("warning: type errors (see above); starting the JavaScript tsc emitted anyway. `npm run lint` fails on them.");
 // Non-TypeScript run-time files, at the same relative paths (tsc copies none of them).
 let copied = 0;
 for (const dir of ["src", "graders"])
