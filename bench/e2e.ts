@@ -32,7 +32,7 @@ const pool = new pg.Pool({ connectionString: db, max: 2 });
 const procs: Proc[] = [];
 
 try {
-  log("platform: src/main.ts all (npm start's process), defaults");
+  log("platform: npm start's command (API and worker in one process), defaults");
   const all = await startPlatform("all", "all", platformEnv(db, prefix));
   procs.push(all);
   const seeded = await seedCourse(all.url, { students: Number(values.students), problemSet: "bench-choice", upload: true });
@@ -94,7 +94,7 @@ try {
 
   const table = printTable(`End to end: ${COUNT.toLocaleString("en-US")} choice submissions, ${CONNECTIONS} connections`, [
     {
-      pipeline: "platform (src/main.ts all, defaults)",
+      pipeline: "platform (npm start, defaults)",
       "accepted/s": Math.round(push.reqPerSec),
       accepted: push.ok,
       ...errorCells(push),

@@ -81,13 +81,19 @@ try {
   }
 
   if (values.profile) {
+    const loadEnded = performance.now();
     await stop(api);
-    const files = (await readdir(profileDir)).filter((f) => f.endsWith(".cpuprofile")).sort();
-    const profile = path.join(profileDir, files.at(-1)!);
+    const shutdownMs = performance.now() - loadEnded;
+    // One file per thread (CPU.<date>.<time>.<pid>.<thread>.<seq>); the event loop's is thread 0.
+    const files = (await readdir(profileDir)).filter((f) => /\.\d+\.0\.\d+\.cpuprofile$/.test(f));
+    const profile = path.join(profileDir, files[0]!);
     console.log(`CPU profile of the API: ${profile}`);
-    const summary = await summariseProfile(profile);
-    printTable(`API self time by package under ingest (a), 64 connections (total ${summary.totalMs} ms sampled)`, summary.packages);
-    printTable("API top self-time functions", summary.functions);
+    const summary = await summariseProfile(profile, 15, { fromEndMs: shutdownMs + DURATION * 1000, toEndMs: shutdownMs });
+    printTable(
+      `API event loop: self time by package under ingest (a), ${CONNECTIONS[0]} connections (${summary.busyMs} ms busy of ${summary.totalMs} ms sampled)`,
+      summary.packages,
+    );
+    printTable("API event loop: top self-time functions (share of busy time)", summary.functions);
     await writeResult("ingest-profile", { durationS: DURATION, load: many[0], profile: summary });
   } else {
     await stop(api);
