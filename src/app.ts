@@ -31,6 +31,8 @@ import { ltiServiceRoutes } from "./routes/lti-services.ts";
 import { operationRoutes } from "./routes/operations.ts";
 import { problemSetRoutes } from "./routes/problem-sets.ts";
 import { submissionRoutes } from "./routes/submissions.ts";
+import { eventRoutes, queryBearer } from "./routes/events.ts";
+import { installEventHub } from "./routes/long-poll.ts";
 import { userRoutes } from "./routes/users.ts";
 import { AuthService, type Principal } from "./services/auth.ts";
 import { CourseService } from "./services/courses.ts";
@@ -104,6 +106,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.decorate("db", deps.db);
   app.decorate("queue", deps.queue);
   app.decorate("services", buildServices(deps, app.log));
+  // Long-polls and event streams: one Redis subscriber per process, waiters released on close.
+  installEventHub(app);
   // The exports keep a pg pool of their own (cursors): closed with the app.
   app.addHook("onClose", async () => app.services.exports.close());
   // So does the submit path (src/services/ingest-store.ts).
@@ -166,7 +170,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // count against the client address, so a valid token behind a NAT full of guessers still gets in.
     v1.addHook("preParsing", async (req, reply, payload) => {
       try {
-        req.principal = await app.services.auth.authenticate(req.headers.authorization);
+        // ?access_token= only on the event stream (EventSource sends no headers): src/routes/events.ts.
+        req.principal = await app.services.auth.authenticate(req.headers.authorization ?? queryBearer(req));
       } catch (err) {
         const hit = err instanceof UnauthorizedError && failures ? await failures.hit(req.ip) : null;
         if (hit && hit.count > config.AUTH_FAILURES_PER_MIN) {
@@ -206,6 +211,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await v1.register(courseRoutes);
     await v1.register(problemSetRoutes);
     await v1.register(submissionRoutes);
+    await v1.register(eventRoutes);
     await v1.register(ltiAdminRoutes);
     await v1.register(courseTokenRoutes);
     await v1.register(exportRoutes);

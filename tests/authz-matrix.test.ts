@@ -481,6 +481,13 @@ const ROWS: Row[] = [
       return { url: `/v1/courses/${a.courseId}/passbacks/${row.id}/retry` };
     },
   },
+  // (P3) event streams; ?duration ends the stream so that inject() returns
+  {
+    route: "GET /v1/assignments/:assignmentId/events",
+    who: "course members (students: their own submissions' events), admin",
+    expect: [401, 200, 404, 200, 200, 404, 200],
+    request: () => ({ url: `/v1/assignments/${assignmentA}/events?duration=0.2` }),
+  },
 ];
 
 /** A changed revision of the instructor's own set, so that an allowed upload really writes one. */

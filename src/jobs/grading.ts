@@ -3,6 +3,7 @@ import { GRADING_JOB, gradingJobSchema, gradingRetry, jobIdFor, type GradingJob 
 import { recoverable, release, takeForRecovery } from "../grading/states.ts";
 import { gradingOutcomes } from "../metrics.ts";
 import { scoresMayHaveChanged } from "../services/gradebook/notify.ts";
+import { announceSubmission } from "../services/submission-events.ts";
 import type { JobDeps, JobKind } from "./registry.ts";
 
 /** The LMS gradebook follows (LTI passback); never fails grading, whose grade is committed already. */
@@ -30,6 +31,8 @@ export const gradingKind: JobKind<GradingJob> = {
       // Another worker holds a live lease on the run, or it is backing off: come back when that ends.
       if (typeof outcome === "object") return await ctx.delayUntil(outcome.busyUntil);
       log.info({ ...job, outcome, jobId: ctx.jobId }, "graded");
+      // Long-polls and event streams on any API instance learn of the new status (after its commit).
+      await announceSubmission(ctx.deps, job.submissionId);
       // Also on "skipped" (a duplicate delivery): the first one may have died between its grade and this call.
       await passScoresOn(ctx.deps, job.submissionId, whose);
       return outcome;
@@ -38,6 +41,8 @@ export const gradingKind: JobKind<GradingJob> = {
       if (err instanceof Error && err.name === "DelayedError") throw err;
       log.warn({ err, ...job, attempt: number, last }, "grading attempt failed");
       gradingOutcomes.inc({ outcome: last ? "failed" : "retried" });
+      // The run may have failed for good or gone back to the queue: either is a status change to announce.
+      await announceSubmission(ctx.deps, job.submissionId);
       throw err;
     }
   },

@@ -1,32 +1,18 @@
 import type { Db, Prisma } from "../db.ts";
-import { BadRequestError, ConflictError, NotFoundError } from "../errors.ts";
+import { ConflictError, NotFoundError } from "../errors.ts";
 import type { GradingQueue } from "../grading/queue.ts";
+import { asc, desc, keysetArgs, toPage, type Page, type PageArgs } from "../lib/keyset.ts";
 import { requireCourseRole, requireStaff } from "../services/access.ts";
 import { audit } from "../services/audit.ts";
 import type { Principal } from "../services/auth.ts";
 import { requestRosterSync } from "./nrps.ts";
 import { enqueuePassback } from "./passback.ts";
 
+/** Keyset orders (src/lib/keyset.ts): the roster by name then user id; passbacks newest first. */
+const ROSTER_ORDER = [asc("user.name"), asc("userId")];
+const PASSBACK_ORDER = [desc("updatedAt", "date"), desc("id")];
+
 /** A course's LTI side as its staff see it: the roster (with where each enrolment came from), roster sync, passbacks. */
-
-export interface Page<T> {
-  items: T[];
-  next: string | null;
-}
-
-/** Keyset cursors are opaque to clients: base64url JSON of the last row's sort key. */
-const encode = (key: unknown[]) => Buffer.from(JSON.stringify(key)).toString("base64url");
-function decode(cursor: string | undefined, arity: number): unknown[] | null {
-  if (!cursor) return null;
-  try {
-    const key = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
-    if (Array.isArray(key) && key.length === arity && key.every((k) => typeof k === "string")) return key;
-  } catch {
-    /* answered below */
-  }
-  throw new BadRequestError("BAD_CURSOR", "The cursor is not one this list gave out.");
-}
-
 export class CourseLtiService {
   constructor(
     private readonly db: Db,
@@ -45,45 +31,39 @@ export class CourseLtiService {
   }
 
   /** Staff and admins: the roster by name, then user id (keyset pagination). */
-  async enrollments(p: Principal, courseId: string, limit: number, cursor?: string): Promise<Page<EnrollmentView>> {
+  async enrollments(p: Principal, courseId: string, page: PageArgs): Promise<Page<EnrollmentView>> {
     await requireStaff(this.db, p, courseId);
-    const after = decode(cursor, 2) as [string, string] | null;
+    const k = keysetArgs<Prisma.EnrollmentWhereInput, Prisma.EnrollmentOrderByWithRelationInput>(ROSTER_ORDER, page);
     const rows = await this.db.enrollment.findMany({
-      where: {
-        courseId,
-        ...(after ? { OR: [{ user: { name: { gt: after[0] } } }, { user: { name: after[0] }, userId: { gt: after[1] } }] } : {}),
-      },
-      orderBy: [{ user: { name: "asc" } }, { userId: "asc" }],
-      take: limit + 1,
+      where: { AND: [{ courseId }, k.where] },
+      orderBy: k.orderBy,
+      take: k.take,
       select: { userId: true, role: true, source: true, user: { select: { name: true, email: true } } },
     });
-    const items = rows
-      .slice(0, limit)
-      .map((r) => ({ userId: r.userId, name: r.user.name, email: r.user.email, role: r.role, source: r.source }));
-    const last = items.at(-1);
-    return { items, next: rows.length > limit && last ? encode([last.name, last.userId]) : null };
+    return toPage(rows, ROSTER_ORDER, page, (r) => ({
+      userId: r.userId,
+      name: r.user.name,
+      email: r.user.email,
+      role: r.role,
+      source: r.source,
+    }));
   }
 
   /** Staff: the course's score passbacks, newest first, with the LMS's last answer (dead letters: `status=dead`). */
-  async passbacks(p: Principal, courseId: string, status: "pending" | "sent" | "dead" | undefined, limit: number, cursor?: string) {
+  async passbacks(p: Principal, courseId: string, status: "pending" | "sent" | "dead" | undefined, page: PageArgs) {
     await requireStaff(this.db, p, courseId);
-    const after = decode(cursor, 2) as [string, string] | null;
-    const where: Prisma.ScorePassbackWhereInput = {
-      context: { courseId },
-      ...(status ? { status } : {}),
-      ...(after ? { OR: [{ updatedAt: { lt: new Date(after[0]) } }, { updatedAt: new Date(after[0]), id: { lt: after[1] } }] } : {}),
-    };
+    const k = keysetArgs<Prisma.ScorePassbackWhereInput, Prisma.ScorePassbackOrderByWithRelationInput>(PASSBACK_ORDER, page);
     const rows = await this.db.scorePassback.findMany({
-      where,
-      orderBy: [{ updatedAt: "desc" }, { id: "desc" }],
-      take: limit + 1,
+      where: { AND: [{ context: { courseId }, ...(status ? { status } : {}) }, k.where] },
+      orderBy: k.orderBy,
+      take: k.take,
       include: {
         assignment: { select: { title: true } },
         user: { select: { name: true, email: true } },
         context: { select: { contextId: true, title: true, platform: { select: { issuer: true } } } },
       },
     });
-    const items = rows.slice(0, limit).map((r) => ({
+    return toPage(rows, PASSBACK_ORDER, page, (r) => ({
       id: r.id,
       assignmentId: r.assignmentId,
       assignmentTitle: r.assignment.title,
@@ -102,8 +82,6 @@ export class CourseLtiService {
       updatedAt: r.updatedAt,
       sentAt: r.sentAt,
     }));
-    const last = rows.length > limit ? items.at(-1) : undefined;
-    return { items, next: last ? encode([last.updatedAt.toISOString(), last.id]) : null };
   }
 
   /**

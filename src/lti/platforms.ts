@@ -1,7 +1,8 @@
 import type { Config } from "../config.ts";
-import type { Db } from "../db.ts";
+import type { Db, Prisma } from "../db.ts";
 import { ConflictError, NotFoundError, UnprocessableError } from "../errors.ts";
 import { isUniqueViolation } from "../lib/prisma-errors.ts";
+import { asc, keysetArgs, toPage, type PageArgs } from "../lib/keyset.ts";
 import { requireAdmin } from "../services/access.ts";
 import { audit } from "../services/audit.ts";
 import type { Principal } from "../services/auth.ts";
@@ -110,9 +111,11 @@ export class PlatformService {
     }
   }
 
-  async list(p: Principal) {
+  async list(p: Principal, page: PageArgs) {
     requireAdmin(p);
-    return (await this.db.ltiPlatform.findMany({ orderBy: { createdAt: "asc" } })).map(platformView);
+    const order = [asc("createdAt", "date"), asc("id")];
+    const k = keysetArgs<Prisma.LtiPlatformWhereInput, Prisma.LtiPlatformOrderByWithRelationInput>(order, page);
+    return toPage(await this.db.ltiPlatform.findMany(k), order, page, platformView);
   }
 
   /** Disabling keeps the platform's users, courses and links; its launches are refused from now on. */

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { assignmentBody, assignmentFields } from "./courses.ts";
+import { pagedResponse, pageQuery, sendPage } from "./pagination.ts";
 import { authErrors, errorBody, isoDate, uuid } from "./schemas.ts";
 
 const params = z.object({ assignmentId: uuid });
@@ -160,10 +161,12 @@ export const assignmentRoutes: FastifyPluginAsyncZod = async (app) => {
         tags: ["gradebook"],
         summary: "Every student's extension on an assignment (course staff)",
         params,
-        response: { 200: z.array(extension), ...authErrors },
+        querystring: z.object(pageQuery),
+        response: { 200: pagedResponse(extension), ...authErrors },
       },
     },
-    async (req) => app.services.extensions.list(req.principal, req.params.assignmentId),
+    async (req, reply) =>
+      sendPage(req, reply, req.query, await app.services.extensions.list(req.principal, req.params.assignmentId, req.query)),
   );
 
   app.put(

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { CourseTokenService, TOKEN_SCOPES } from "../services/course-tokens.ts";
+import { pagedResponse, pageQuery, sendPage } from "./pagination.ts";
 import { authErrors, errorBody, uuid } from "./schemas.ts";
 
 const params = z.object({ courseId: uuid });
@@ -47,8 +48,9 @@ export const courseTokenRoutes: FastifyPluginAsyncZod = async (app) => {
         tags,
         summary: "List the course's integration tokens, never their secrets (instructor, admin)",
         params,
+        querystring: z.object(pageQuery),
         response: {
-          200: z.array(
+          200: pagedResponse(
             z.object({
               id: uuid,
               name: z.string(),
@@ -64,7 +66,7 @@ export const courseTokenRoutes: FastifyPluginAsyncZod = async (app) => {
         },
       },
     },
-    async (req) => tokens.list(req.principal, req.params.courseId),
+    async (req, reply) => sendPage(req, reply, req.query, await tokens.list(req.principal, req.params.courseId, req.query)),
   );
 
   app.delete(

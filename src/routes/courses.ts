@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { lateStepsSchema } from "../services/gradebook/policy.ts";
+import { pagedResponse, pageQuery, sendPage } from "./pagination.ts";
 import { authErrors, errorBody, isoDate, slug, uuid } from "./schemas.ts";
 
 const lateSteps = lateStepsSchema.meta({
@@ -114,9 +115,11 @@ export const courseRoutes: FastifyPluginAsyncZod = async (app) => {
         tags: ["assignments"],
         summary: "List a course's assignments (course members)",
         params: courseParams,
-        response: { 200: z.array(assignmentBody), ...authErrors },
+        querystring: z.object(pageQuery),
+        response: { 200: pagedResponse(assignmentBody), ...authErrors },
       },
     },
-    async (req) => app.services.courses.listAssignments(req.principal, req.params.courseId),
+    async (req, reply) =>
+      sendPage(req, reply, req.query, await app.services.courses.listAssignments(req.principal, req.params.courseId, req.query)),
   );
 };

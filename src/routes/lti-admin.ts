@@ -1,11 +1,15 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { desc, pageOf } from "../lib/keyset.ts";
 import { listKeys, rotateKeys } from "../lti/keys.ts";
 import { PlatformService } from "../lti/platforms.ts";
 import { requireAdmin } from "../services/access.ts";
+import { pagedResponse, pageQuery, sendPage } from "./pagination.ts";
 import { authErrors, errorBody, uuid } from "./schemas.ts";
 
 /** Admin API of the LTI tool: the platforms allowed to launch it, and the tool's signing keys. */
+const KEY_ORDER = [desc("createdAt", "date"), desc("kid")];
+
 const platformBody = z
   .object({
     id: uuid,
@@ -53,8 +57,15 @@ export const ltiAdminRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get(
     "/v1/lti/platforms",
-    { schema: { tags, summary: "List the registered platforms (admin)", response: { 200: z.array(platformBody), ...authErrors } } },
-    async (req) => platforms.list(req.principal),
+    {
+      schema: {
+        tags,
+        summary: "List the registered platforms (admin)",
+        querystring: z.object(pageQuery),
+        response: { 200: pagedResponse(platformBody), ...authErrors },
+      },
+    },
+    async (req, reply) => sendPage(req, reply, req.query, await platforms.list(req.principal, req.query)),
   );
 
   const params = z.object({ platformId: uuid });
@@ -101,8 +112,9 @@ export const ltiAdminRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         tags,
         summary: "The tool's signing keys and their state: signing, published (grace period) or retired (admin)",
+        querystring: z.object(pageQuery),
         response: {
-          200: z.array(
+          200: pagedResponse(
             z.object({
               kid: z.string(),
               createdAt: z.date(),
@@ -114,9 +126,10 @@ export const ltiAdminRoutes: FastifyPluginAsyncZod = async (app) => {
         },
       },
     },
-    async (req) => {
+    async (req, reply) => {
       requireAdmin(req.principal);
-      return listKeys(app.db);
+      // A handful of rows, and which one signs is decided over all of them: paged after computing.
+      return sendPage(req, reply, req.query, pageOf(await listKeys(app.db), KEY_ORDER, req.query));
     },
   );
 

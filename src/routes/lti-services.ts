@@ -1,15 +1,12 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { CourseLtiService } from "../lti/course-lti.ts";
+import { pagedResponse, pageQuery, sendPage } from "./pagination.ts";
 import { authErrors, errorBody, uuid } from "./schemas.ts";
 
 /** A course's roster (NRPS sync, enrolments with their source) and its LTI score passbacks (dead letters, retry). */
 
 const courseParams = z.object({ courseId: uuid });
-const pageQuery = {
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-  cursor: z.string().max(2000).optional().meta({ description: "From the previous page's Link rel=next" }),
-};
 
 const enrollment = z
   .object({
@@ -45,10 +42,6 @@ const passback = z
   })
   .meta({ id: "ScorePassback" });
 
-/** RFC 8288 `Link: <…>; rel="next"` while more remain (API.md: lists paginate). */
-const nextLink = (path: string, query: Record<string, string>, next: string | null) =>
-  next ? { link: `<${path}?${new URLSearchParams({ ...query, cursor: next })}>; rel="next"` } : {};
-
 export const ltiServiceRoutes: FastifyPluginAsyncZod = async (app) => {
   const service = new CourseLtiService(app.db, app.queue);
 
@@ -74,16 +67,10 @@ export const ltiServiceRoutes: FastifyPluginAsyncZod = async (app) => {
         summary: "The course's roster: each member's name, email, role and where the enrolment came from (course staff, admin)",
         params: courseParams,
         querystring: z.object(pageQuery),
-        response: { 200: z.array(enrollment), ...authErrors },
+        response: { 200: pagedResponse(enrollment), ...authErrors },
       },
     },
-    async (req, reply) => {
-      const { limit, cursor } = req.query;
-      const page = await service.enrollments(req.principal, req.params.courseId, limit, cursor);
-      return reply
-        .headers(nextLink(`/v1/courses/${req.params.courseId}/enrollments`, { limit: String(limit) }, page.next))
-        .send(page.items);
-    },
+    async (req, reply) => sendPage(req, reply, req.query, await service.enrollments(req.principal, req.params.courseId, req.query)),
   );
 
   app.get(
@@ -95,14 +82,12 @@ export const ltiServiceRoutes: FastifyPluginAsyncZod = async (app) => {
         description: "`status=dead`: the dead letters an instructor can retry.",
         params: courseParams,
         querystring: z.object({ status: z.enum(["pending", "sent", "dead"]).optional(), ...pageQuery }),
-        response: { 200: z.array(passback), ...authErrors },
+        response: { 200: pagedResponse(passback), ...authErrors },
       },
     },
     async (req, reply) => {
-      const { status, limit, cursor } = req.query;
-      const page = await service.passbacks(req.principal, req.params.courseId, status, limit, cursor);
-      const query = { ...(status ? { status } : {}), limit: String(limit) };
-      return reply.headers(nextLink(`/v1/courses/${req.params.courseId}/passbacks`, query, page.next)).send(page.items);
+      const page = await service.passbacks(req.principal, req.params.courseId, req.query.status, req.query);
+      return sendPage(req, reply, req.query, page);
     },
   );
 

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { loadSetFromTarGz } from "../catalog/index.ts";
 import { BadRequestError, UnprocessableError } from "../errors.ts";
+import { pagedResponse, pageQuery, sendPage } from "./pagination.ts";
 import { authErrors, errorBody, uuid } from "./schemas.ts";
 
 const problemSummary = z.object({ slug: z.string(), title: z.string(), points: z.number(), type: z.string() });
@@ -24,10 +25,11 @@ export const problemSetRoutes: FastifyPluginAsyncZod = async (app) => {
         description:
           "Admins: every set. Course staff: the deployment's sets, sets they own and sets assigned in their courses. " +
           "Students: sets of their courses' assignments that have opened.",
-        response: { 200: z.array(setSummary), ...authErrors },
+        querystring: z.object(pageQuery),
+        response: { 200: pagedResponse(setSummary), ...authErrors },
       },
     },
-    async (req) => app.services.problemSets.list(req.principal),
+    async (req, reply) => sendPage(req, reply, req.query, await app.services.problemSets.list(req.principal, req.query)),
   );
 
   app.get(
@@ -95,10 +97,12 @@ export const problemSetRoutes: FastifyPluginAsyncZod = async (app) => {
         tags: ["problem-sets"],
         summary: "Who may revise a set (its owners, admins)",
         params: setParams,
-        response: { 200: z.array(owner), ...authErrors },
+        querystring: z.object(pageQuery),
+        response: { 200: pagedResponse(owner), ...authErrors },
       },
     },
-    async (req) => app.services.problemSets.owners.list(req.principal, req.params.slug),
+    async (req, reply) =>
+      sendPage(req, reply, req.query, await app.services.problemSets.owners.list(req.principal, req.params.slug, req.query)),
   );
 
   app.put(

@@ -2,6 +2,8 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { BadRequestError, PayloadTooLargeError } from "../errors.ts";
+import { longPoll, MAX_WAIT_SECONDS } from "./long-poll.ts";
+import { pagedResponse, pageQuery, sendPage } from "./pagination.ts";
 import { authErrors, errorBody, slug, submissionBody, uuid } from "./schemas.ts";
 
 /**
@@ -89,12 +91,18 @@ export const submissionRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       schema: {
         tags: ["submissions"],
-        summary: "A submission with its current grade (its author, course staff)",
+        summary: "A submission with its current grade (its author, course staff); `?wait=N` long-polls until it is graded",
+        description:
+          "With `wait` (seconds, 0–60), the answer is held until the status leaves `queued`/`running` or the time passes, " +
+          "then the same body is sent: no polling loop needed.",
         params: z.object({ id: uuid }),
+        querystring: z.object({
+          wait: z.coerce.number().min(0).max(MAX_WAIT_SECONDS).optional().meta({ description: "Seconds to wait for a result (0–60)" }),
+        }),
         response: { 200: submissionBody, ...authErrors },
       },
     },
-    async (req) => app.services.submissions.get(req.principal, req.params.id),
+    async (req, reply) => longPoll(app, req, reply, req.query.wait, () => app.services.submissions.get(req.principal, req.params.id)),
   );
 
   app.get(
@@ -104,11 +112,19 @@ export const submissionRoutes: FastifyPluginAsyncZod = async (app) => {
         tags: ["submissions"],
         summary: "Submissions to an assignment: staff see all (filters userId, problem), students their own",
         params: z.object({ assignmentId: uuid }),
-        querystring: z.strictObject({ userId: uuid.optional(), problem: slug.optional() }),
-        response: { 200: z.array(submissionBody), ...authErrors },
+        querystring: z.strictObject({ userId: uuid.optional(), problem: slug.optional(), ...pageQuery }),
+        response: { 200: pagedResponse(submissionBody), ...authErrors },
       },
     },
-    async (req) => app.services.submissions.list(req.principal, req.params.assignmentId, req.query),
+    async (req, reply) => {
+      const { userId, problem } = req.query;
+      return sendPage(
+        req,
+        reply,
+        req.query,
+        await app.services.submissions.list(req.principal, req.params.assignmentId, { userId, problem }, req.query),
+      );
+    },
   );
 
   app.post(

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { pagedResponse, pageQuery, sendPage } from "./pagination.ts";
 import { authErrors, errorBody, uuid } from "./schemas.ts";
 
 const userBody = z.object({ id: uuid, email: z.string(), name: z.string(), role: z.enum(["admin", "user"]) });
@@ -70,8 +71,9 @@ export const userRoutes: FastifyPluginAsyncZod = async (app) => {
         tags: ["users"],
         summary: "List a user's tokens (never their secrets)",
         params: userParams,
+        querystring: z.object(pageQuery),
         response: {
-          200: z.array(
+          200: pagedResponse(
             z.object({
               id: uuid,
               name: z.string(),
@@ -86,7 +88,7 @@ export const userRoutes: FastifyPluginAsyncZod = async (app) => {
         },
       },
     },
-    async (req) => app.services.users.listTokens(req.principal, req.params.userId),
+    async (req, reply) => sendPage(req, reply, req.query, await app.services.users.listTokens(req.principal, req.params.userId, req.query)),
   );
 
   app.delete(

@@ -1,6 +1,7 @@
 import type { Config } from "../config.ts";
-import type { Db } from "../db.ts";
+import type { Db, Prisma } from "../db.ts";
 import { NotFoundError, UnprocessableError } from "../errors.ts";
+import { asc, keysetArgs, toPage, type PageArgs } from "../lib/keyset.ts";
 import { newTokenSecret, sha256 } from "../lib/crypto.ts";
 import { requireCourseRole, requireUser } from "./access.ts";
 import { audit } from "./audit.ts";
@@ -44,13 +45,17 @@ export class CourseTokenService {
     return { id: token.id, token: secret, name: token.name, scope: input.scope, courseId, expiresAt };
   }
 
-  async list(p: Principal, courseId: string) {
+  async list(p: Principal, courseId: string, page: PageArgs) {
     await requireCourseRole(this.db, p, courseId, ["instructor"]);
-    return this.db.apiToken.findMany({
-      where: { courseId, kind: "integration" },
-      orderBy: { createdAt: "asc" },
+    const order = [asc("createdAt", "date"), asc("id")];
+    const k = keysetArgs<Prisma.ApiTokenWhereInput, Prisma.ApiTokenOrderByWithRelationInput>(order, page);
+    const rows = await this.db.apiToken.findMany({
+      where: { AND: [{ courseId, kind: "integration" }, k.where] },
+      orderBy: k.orderBy,
+      take: k.take,
       select: { id: true, name: true, scope: true, userId: true, createdAt: true, expiresAt: true, revokedAt: true, lastUsedAt: true },
     });
+    return toPage(rows, order, page, (r) => r);
   }
 
   async revoke(p: Principal, courseId: string, tokenId: string) {

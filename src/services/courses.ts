@@ -1,6 +1,7 @@
-import type { Db } from "../db.ts";
+import type { Db, Prisma } from "../db.ts";
 import { ConflictError, ForbiddenError, NotFoundError, UnprocessableError } from "../errors.ts";
 import { isUniqueViolation } from "../lib/prisma-errors.ts";
+import { asc, keysetArgs, toPage, type PageArgs } from "../lib/keyset.ts";
 import { courseRole, readableSets, requireAdmin, requireCourseRole, type CourseRole } from "./access.ts";
 import { audit } from "./audit.ts";
 import type { Principal } from "./auth.ts";
@@ -50,6 +51,9 @@ export const assignmentView = (a: AssignmentRow) => ({
   lmsAssignmentId: a.lmsAssignmentId,
   createdAt: a.createdAt,
 });
+
+/** Lists page by keyset (src/lib/keyset.ts): oldest first, id breaking ties. */
+const BY_CREATION = [asc("createdAt", "date"), asc("id")];
 
 export class CourseService {
   constructor(private readonly db: Db) {}
@@ -125,14 +129,16 @@ export class CourseService {
     });
   }
 
-  async listAssignments(p: Principal, courseId: string) {
+  async listAssignments(p: Principal, courseId: string, page: PageArgs) {
     await courseRole(this.db, p, courseId);
+    const k = keysetArgs<Prisma.AssignmentWhereInput, Prisma.AssignmentOrderByWithRelationInput>(BY_CREATION, page);
     const rows = await this.db.assignment.findMany({
-      where: { courseId },
-      orderBy: { createdAt: "asc" },
+      where: { AND: [{ courseId }, k.where] },
+      orderBy: k.orderBy,
+      take: k.take,
       include: assignmentIncludes,
     });
-    return rows.map(assignmentView);
+    return toPage(rows, BY_CREATION, page, assignmentView);
   }
 }
 

@@ -9,6 +9,7 @@ import type { Problem } from "../generated/prisma/client.ts";
 import { ConflictError, ForbiddenError, NotFoundError } from "../errors.ts";
 import { sha256, studentSeed } from "../lib/crypto.ts";
 import { isUniqueViolation } from "../lib/prisma-errors.ts";
+import { asc, keysetArgs, toPage, type PageArgs } from "../lib/keyset.ts";
 import { readableSets } from "./access.ts";
 import { audit } from "./audit.ts";
 import type { Principal } from "./auth.ts";
@@ -16,6 +17,9 @@ import { claimSlug, SetOwnerService } from "./set-owners.ts";
 
 /** Large bundles write many blob bytes in one transaction; Prisma's default 5 s would abort an honest upload. */
 const SAVE_TIMEOUT_MS = 60_000;
+
+/** The list pages by slug (unique): src/lib/keyset.ts. */
+const BY_SLUG = [asc("slug")];
 
 const latestRevision = {
   revisions: { orderBy: { revision: "desc" as const }, take: 1, include: { problems: { orderBy: { position: "asc" as const } } } },
@@ -161,13 +165,16 @@ export class ProblemSetService {
   }
 
   /** Every set the caller may read, at its latest revision. */
-  async list(p: Principal) {
+  async list(p: Principal, page: PageArgs) {
+    const k = keysetArgs<Prisma.ProblemSetWhereInput, Prisma.ProblemSetOrderByWithRelationInput>(BY_SLUG, page);
     const sets = await this.db.problemSet.findMany({
-      where: await readableSets(this.db, p),
-      orderBy: { slug: "asc" },
+      // A set without a revision yet (an upload in progress) is not listed, and does not shorten a page.
+      where: { AND: [await readableSets(this.db, p), { revisions: { some: {} } }, k.where] },
+      orderBy: k.orderBy,
+      take: k.take,
       include: latestRevision,
     });
-    return sets.filter((s) => s.revisions.length > 0).map((s) => summary(s.slug, s.revisions[0]!, s.revisions[0]!.problems));
+    return toPage(sets, BY_SLUG, page, (s) => summary(s.slug, s.revisions[0]!, s.revisions[0]!.problems));
   }
 
   /** The latest revision as this caller sees it: their own numbers in randomised statements, nothing private. */

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Db, Prisma } from "../db.ts";
 import { AppError, ConflictError, ForbiddenError, NotFoundError } from "../errors.ts";
+import { asc, keysetArgs, toPage, type PageArgs } from "../lib/keyset.ts";
 import { readableSets } from "./access.ts";
 import { audit } from "./audit.ts";
 import type { Principal } from "./auth.ts";
@@ -51,6 +52,8 @@ export async function claimSlug(tx: Tx, slug: string, source: "directory" | "upl
   return set;
 }
 
+/** Owners page oldest first (src/lib/keyset.ts); the user id is unique within a set. */
+const OWNER_ORDER = [asc("createdAt", "date"), asc("userId")];
 const withUser = { user: { select: { name: true, email: true } } } as const;
 type OwnerRow = Prisma.ProblemSetOwnerGetPayload<{ include: typeof withUser }>;
 const ownerView = (o: OwnerRow) => ({
@@ -80,14 +83,16 @@ export class SetOwnerService {
     return set;
   }
 
-  async list(p: Principal, slug: string) {
+  async list(p: Principal, slug: string, page: PageArgs) {
     const set = await this.managed(p, slug);
+    const k = keysetArgs<Prisma.ProblemSetOwnerWhereInput, Prisma.ProblemSetOwnerOrderByWithRelationInput>(OWNER_ORDER, page);
     const rows = await this.db.problemSetOwner.findMany({
-      where: { problemSetId: set.id },
-      orderBy: { createdAt: "asc" },
+      where: { AND: [{ problemSetId: set.id }, k.where] },
+      orderBy: k.orderBy,
+      take: k.take,
       include: withUser,
     });
-    return rows.map(ownerView);
+    return toPage(rows, OWNER_ORDER, page, ownerView);
   }
 
   async add(p: Principal, slug: string, userId: string) {

@@ -1,7 +1,8 @@
 import type { Config } from "../config.ts";
-import type { Db } from "../db.ts";
+import type { Db, Prisma } from "../db.ts";
 import { AppError, ConflictError, NotFoundError, UnprocessableError } from "../errors.ts";
 import { studentSeed } from "../lib/crypto.ts";
+import { asc, keysetArgs, toPage, type PageArgs } from "../lib/keyset.ts";
 import { enqueueGrading, type GradingQueue } from "../grading/queue.ts";
 import { isStaff, memberRole, requireUser, roleIn, type CourseRole } from "./access.ts";
 import type { Principal } from "./auth.ts";
@@ -14,6 +15,7 @@ import { studentPolicy, windowAt } from "./gradebook/policy.ts";
 import { policyNow, revealDates, windowRefusal } from "./gradebook/submit-rules.ts";
 import { assignmentPolicy } from "./gradebook/records.ts";
 import { IngestStore } from "./ingest-store.ts";
+const SUBMISSION_ORDER = [asc("createdAt", "date"), asc("id")];
 
 export interface SubmitInput {
   answer?: unknown;
@@ -211,18 +213,21 @@ export class SubmissionService {
   }
 
   /** One page of an assignment's submissions, oldest first (keyset on createdAt, id: read page by page in SQL). */
-  async list(p: Principal, assignmentId: string, filter: { userId?: string; problem?: string }) {
+  async list(p: Principal, assignmentId: string, filter: { userId?: string; problem?: string }, page: PageArgs = { limit: 100 }) {
     const assignment = await this.db.assignment.findUnique({ where: { id: assignmentId } });
     const role = assignment ? await memberRole(this.db, p, assignment.courseId) : null;
     if (!assignment || !role) throw new NotFoundError("Assignment", assignmentId);
     const staff = isStaff(role);
+    const k = keysetArgs<Prisma.SubmissionWhereInput, Prisma.SubmissionOrderByWithRelationInput>(SUBMISSION_ORDER, page);
     const rows = await this.db.submission.findMany({
-      where: { assignmentId, problemSlug: filter.problem, userId: staff ? filter.userId : (p.userId ?? undefined) },
-      orderBy: [{ createdAt: "asc" }],
+      where: { AND: [{ assignmentId, problemSlug: filter.problem, userId: staff ? filter.userId : (p.userId ?? undefined) }, k.where] },
+      orderBy: k.orderBy,
+      take: k.take,
       include: viewInclude,
     });
     const reveal = staff || !rows[0] ? null : await revealDates(this.db, rows[0].assignment);
-    return rows.map((s) => submissionView(reveal ? { ...s, assignment: reveal } : s, staff, new Date()));
+    const now = new Date();
+    return toPage(rows, SUBMISSION_ORDER, page, (s) => submissionView(reveal ? { ...s, assignment: reveal } : s, staff, now));
   }
 }
 

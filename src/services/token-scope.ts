@@ -9,7 +9,7 @@ import type { Principal } from "./auth.ts";
 const GRADES_READ: RegExp[] = [
   /^\/v1\/me$/,
   /^\/v1\/courses\/:courseId\/(grades|statistics|enrollments|assignments)(\/.*)?$/,
-  /^\/v1\/assignments\/:assignmentId(\/(grades|statistics)(\/.*)?)?$/,
+  /^\/v1\/assignments\/:assignmentId(\/(grades|statistics|events)(\/.*)?)?$/,
 ];
 
 /** Minting or revoking tokens: a token limited to one course must not be able to make itself an unlimited one. */

@@ -3,6 +3,7 @@ import type { Db, Prisma } from "../db.ts";
 import { ConflictError, NotFoundError, UnprocessableError } from "../errors.ts";
 import { newTokenSecret, sha256 } from "../lib/crypto.ts";
 import { isUniqueViolation } from "../lib/prisma-errors.ts";
+import { asc, keysetArgs, toPage, type PageArgs } from "../lib/keyset.ts";
 import { requireAdmin, type CourseRole } from "./access.ts";
 import { audit } from "./audit.ts";
 import { retireBootstrapToken, type Principal } from "./auth.ts";
@@ -106,13 +107,17 @@ export class UserService {
     return { id: t.id, secret, name: t.name, expiresAt };
   }
 
-  async listTokens(p: Principal, userId: string) {
+  async listTokens(p: Principal, userId: string, page: PageArgs) {
     await this.requireSelfOrAdmin(p, userId);
-    return this.db.apiToken.findMany({
-      where: { userId },
-      orderBy: { createdAt: "asc" },
+    const order = [asc("createdAt", "date"), asc("id")];
+    const k = keysetArgs<Prisma.ApiTokenWhereInput, Prisma.ApiTokenOrderByWithRelationInput>(order, page);
+    const rows = await this.db.apiToken.findMany({
+      where: { AND: [{ userId }, k.where] },
+      orderBy: k.orderBy,
+      take: k.take,
       select: { id: true, name: true, kind: true, createdAt: true, expiresAt: true, revokedAt: true, lastUsedAt: true },
     });
+    return toPage(rows, order, page, (r) => r);
   }
 
   async revokeToken(p: Principal, userId: string, tokenId: string) {

@@ -1,5 +1,6 @@
-import type { Db } from "../../db.ts";
+import type { Db, Prisma } from "../../db.ts";
 import { NotFoundError, UnprocessableError } from "../../errors.ts";
+import { asc, keysetArgs, toPage, type PageArgs } from "../../lib/keyset.ts";
 import type { GradingQueue } from "../../grading/queue.ts";
 import { requireStaff } from "../access.ts";
 import { audit } from "../audit.ts";
@@ -30,6 +31,8 @@ const view = (e: ExtensionRow & { user: { name: string; email: string } }) => ({
   updatedAt: e.updatedAt,
 });
 
+/** By student name and email, the user id breaking ties (one extension per student): src/lib/keyset.ts. */
+const EXTENSION_ORDER = [asc("user.name"), asc("user.email"), asc("userId")];
 const withUser = { user: { select: { name: true, email: true } } } as const;
 
 /**
@@ -55,14 +58,16 @@ export class ExtensionService {
     return scoresMayHaveChanged({ db: this.db, queue: this.queue, log: this.log }, assignmentId, [userId]);
   }
 
-  async list(p: Principal, assignmentId: string) {
+  async list(p: Principal, assignmentId: string, page: PageArgs) {
     const a = await this.assignment(p, assignmentId);
+    const k = keysetArgs<Prisma.ExtensionWhereInput, Prisma.ExtensionOrderByWithRelationInput>(EXTENSION_ORDER, page);
     const rows = await this.db.extension.findMany({
-      where: { assignmentId: a.id },
+      where: { AND: [{ assignmentId: a.id }, k.where] },
       include: withUser,
-      orderBy: [{ user: { name: "asc" } }, { user: { email: "asc" } }],
+      orderBy: k.orderBy,
+      take: k.take,
     });
-    return rows.map(view);
+    return toPage(rows, EXTENSION_ORDER, page, view);
   }
 
   async put(p: Principal, assignmentId: string, userId: string, input: ExtensionInput) {
