@@ -86,16 +86,19 @@ async function main() {
 
   const progress = progressDisplay(students.map((s, i) => ({ name: s.name, total: jobs.filter((j) => j.student === i).length })));
   const results = new Map<string, Json>();
-  while (results.size < jobs.length) {
-    for (const j of jobs.filter((x) => !results.has(x.id))) {
-      const sub = await call(students[j.student]!.token, "GET", `/v1/submissions/${j.id}`);
-      if (!["queued", "running"].includes(sub.status)) {
+  // No polling loop: each request is held by the API until its submission is graded (long-poll, ?wait=30),
+  // and asked again only if 30 s pass first.
+  await Promise.all(
+    jobs.map(async (j) => {
+      for (;;) {
+        const sub = await call(students[j.student]!.token, "GET", `/v1/submissions/${j.id}?wait=30`);
+        if (["queued", "running"].includes(sub.status)) continue;
         results.set(j.id, sub);
         progress.graded(j.student);
+        return;
       }
-    }
-    if (results.size < jobs.length) await new Promise((r) => setTimeout(r, 300));
-  }
+    }),
+  );
   progress.stop();
 
   const problems = [...new Set(jobs.map((j) => j.problem))];
