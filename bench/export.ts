@@ -1,26 +1,20 @@
 /**
  * What a grade export costs for a large course: 10,000 students × 20 problems (2 assignments of 10), 1–2 graded
  * submissions each, some late, some overridden (bench/export-seed.ts), in a dedicated database. Each format is
- * exported to /dev/null by a child process running the server's own code path (ExportService), which reports its
- * time and peak RSS (VmHWM: the whole process, Node and Prisma included). The baseline, in the same run, is the bare
- * cursor read of the same query's rows with nothing done to them: the difference is what the policy and formatting
- * cost. Target: under 3 s and 200 MB per format. Prints a table; writes bench/results/export-<date>.json.
+ * exported to /dev/null by a child process running the compiled export code (GradeExporter, what the route and
+ * `npm run export` run), which reports its time, CPU time and peak RSS (VmHWM: the whole process, Node included).
+ * The baseline, in the same run, is the bare cursor read of the same query's rows on the same cursor with nothing done
+ * to them: the difference is what the policy and formatting cost. Target: under 3 s and 200 MB per format. Prints a table; writes bench/results/export-<date>.json.
  *
  *   npm run bench:export [-- --repeats 3 --reseed]
  */
-import { execFile } from "node:child_process";
-import { createWriteStream, readFileSync } from "node:fs";
+import { execFile, execFileSync } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { cpus, loadavg, totalmem } from "node:os";
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
 import pg from "pg";
-import QueryStream from "pg-query-stream";
 import { applyMigrations } from "../src/db/migrate.ts";
-import { createDb } from "../src/db.ts";
-import { EXPORT_SQL } from "../src/services/gradebook/export-stream.ts";
-import { EXPORT_FORMATS, ExportService, type ExportFormat } from "../src/services/gradebook/exports.ts";
+import { EXPORT_FORMATS } from "../src/services/gradebook/exporter.ts";
 import { BENCH, SEED_VERSION, seed } from "./export-seed.ts";
 
 const base = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/autograder";
@@ -38,59 +32,15 @@ interface Sample {
   rows?: number;
 }
 
-/** Peak RSS of this process so far, from the kernel (catches peaks between samples). */
-const vmHwmMb = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"))![1]) / 1024;
-
-/** Child: one export (or the bare read) on the server's code path, then one JSON line on stdout. */
-async function child(format: ExportFormat | "baseline"): Promise<void> {
-  const url = urlFor(DATABASE);
-  const db = createDb(url);
-  const exports = new ExportService(db, url);
-  const course = await db.course.findUniqueOrThrow({ where: { slug: BENCH.course } });
-  const assignments = await db.assignment.findMany({ where: { courseId: course.id }, select: { id: true } });
-  const rssBeforeMb = process.memoryUsage().rss / 2 ** 20;
-  let bytes = 0;
-  let rows = 0;
-  const devNull = createWriteStream("/dev/null");
-  const count = (chunk: Buffer | string) => (bytes += Buffer.byteLength(chunk));
-  const t0 = performance.now();
-  const cpu0 = process.cpuUsage();
-  if (format === "baseline") {
-    const pool = new pg.Pool({ connectionString: url, max: 1 });
-    const client = await pool.connect();
-    await client.query("SET jit = off"); // as the export does
-    const stream = client.query(
-      new QueryStream(EXPORT_SQL, [course.id, assignments.map((a) => a.id), false], { batchSize: 2000, highWaterMark: 2000 }),
-    );
-    for await (const _row of stream) rows++;
-    client.release();
-    await pool.end();
-  } else {
-    const out = await exports.export({ userId: null, role: "admin", tokenId: null }, course.id, format);
-    const body = Buffer.isBuffer(out.body) ? Readable.from([out.body]) : out.body;
-    body.on("data", count);
-    await pipeline(body, devNull);
-  }
-  const ms = performance.now() - t0;
-  const cpu = process.cpuUsage(cpu0);
-  const sample: Sample = {
-    ms: Math.round(ms),
-    cpuMs: Math.round((cpu.user + cpu.system) / 1000),
-    peakRssMb: Math.round(vmHwmMb()),
-    rssBeforeMb: Math.round(rssBeforeMb),
-    bytes,
-    ...(rows ? { rows } : {}),
-  };
-  process.stdout.write(JSON.stringify(sample) + "\n");
-  await exports.close();
-  await db.$disconnect();
-}
-
+/**
+ * Child: one export (or the bare read) in a process of its own, on the compiled build as production runs it
+ * (bench/export-child.mjs: node, dist/, no tsx, no Prisma client).
+ */
 function runChild(format: string): Promise<Sample> {
   return new Promise((resolve, reject) =>
     execFile(
       process.execPath,
-      ["--import", "tsx", "bench/export.ts", "--child", format],
+      ["bench/export-child.mjs", urlFor(DATABASE), BENCH.course, format],
       { env: process.env, maxBuffer: 1 << 20 },
       (err, stdout, stderr) =>
         err ? reject(new Error(`${format}: ${stderr || err.message}`)) : resolve(JSON.parse(stdout.trim().split("\n").at(-1)!) as Sample),
@@ -128,9 +78,10 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { repeats: { type: "string", default: "3" }, reseed: { type: "boolean" }, child: { type: "string" } },
+    options: { repeats: { type: "string", default: "3" }, reseed: { type: "boolean" } },
   });
-  if (values.child) return child(values.child as ExportFormat | "baseline");
+  // The children run dist/: compile it first when a source changed since the last build (as npm start does).
+  execFileSync(process.execPath, ["scripts/build.mjs", "--if-stale"], { stdio: "inherit" });
   await prepare(values.reseed ?? false);
   const c = new pg.Client({ connectionString: urlFor(DATABASE) });
   await c.connect();

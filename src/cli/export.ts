@@ -13,14 +13,10 @@ import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { loadConfig } from "../config.ts";
-import { createDb } from "../db.ts";
 import { AppError } from "../errors.ts";
-import { EXPORT_FORMATS, ExportService, type ExportFormat } from "../services/gradebook/exports.ts";
+import { EXPORT_FORMATS, GradeExporter, type ExportFormat } from "../services/gradebook/exporter.ts";
 
 const usage = `usage: npm run export -- --course <slug> --format ${EXPORT_FORMATS.join("|")} [--assignment <id>] [--out <file>]`;
-
-/** The server's own authority: an admin who is no user (like the bootstrap token), never a request's caller. */
-const SERVER_ADMIN = { userId: null, role: "admin" as const, tokenId: null };
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -39,15 +35,16 @@ async function main(): Promise<number> {
     return 2;
   }
   const config = loadConfig();
-  const db = createDb(config.DATABASE_URL);
-  const exports = new ExportService(db, config.DATABASE_URL);
+  // The server's own authority (an admin on the server), so no access check: GradeExporter on plain pg, without the
+  // Prisma client or the app, is all this process loads.
+  const exports = new GradeExporter(config.DATABASE_URL);
   try {
-    const course = await db.course.findUnique({ where: { slug: values.course }, select: { id: true } });
-    if (!course) {
+    const courseId = await exports.courseIdBySlug(values.course);
+    if (!courseId) {
       console.error(`No course with slug '${values.course}'.`);
       return 1;
     }
-    const out = await exports.export(SERVER_ADMIN, course.id, values.format as ExportFormat, { assignmentId: values.assignment });
+    const out = await exports.export(courseId, values.format as ExportFormat, { assignmentId: values.assignment });
     const body = Buffer.isBuffer(out.body) ? Readable.from([out.body]) : out.body;
     // pipeline waits for the file (or stdout) to drain, so a slow disk holds the cursor back rather than filling memory.
     await pipeline(body, values.out ? createWriteStream(values.out) : process.stdout);
@@ -58,7 +55,6 @@ async function main(): Promise<number> {
     return 1;
   } finally {
     await exports.close();
-    await db.$disconnect();
   }
 }
 

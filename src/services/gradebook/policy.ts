@@ -61,6 +61,25 @@ export function parseLateSteps(json: unknown): LateStep[] | null {
   return parsed.success ? parsed.data : null;
 }
 
+/** An assignment row's rules as stored (any shape with these fields: a Prisma row, a pg row); lateSteps still JSON. */
+export type AssignmentRules = Omit<AssignmentPolicy, "lateSteps"> & { lateSteps: unknown };
+
+/** An assignment's rules as the pure policy reads them: the grades API, the submit path and the exports all use this. */
+export function assignmentPolicy(a: AssignmentRules): AssignmentPolicy {
+  return {
+    opensAt: a.opensAt,
+    dueAt: a.dueAt,
+    lateUntil: a.lateUntil,
+    latePenaltyPerDay: a.latePenaltyPerDay,
+    lateSteps: parseLateSteps(a.lateSteps),
+    maxAttempts: a.maxAttempts,
+    scorePolicy: a.scorePolicy,
+    timeLimitMinutes: a.timeLimitMinutes,
+    countPrecheckRejections: a.countPrecheckRejections,
+    countRunRejections: a.countRunRejections,
+  };
+}
+
 export function studentPolicy(a: AssignmentPolicy, ext: ExtensionFacts | null, examStartedAt: Date | null): StudentPolicy {
   const dueAt = ext?.dueAt ?? a.dueAt;
   // An extension that moves the due date past the late limit moves the late limit with it.

@@ -1,11 +1,10 @@
 import { Prisma, type Db } from "../../db.ts";
 import type { Assignment } from "../../generated/prisma/client.ts";
 import {
-  parseLateSteps,
+  assignmentPolicy,
   problemRecord,
   studentPolicy,
   totalOf,
-  type AssignmentPolicy,
   type ExtensionFacts,
   type OverrideFacts,
   type ProblemRecord,
@@ -21,21 +20,8 @@ import {
 
 type Tx = Db | Prisma.TransactionClient;
 
-/** An assignment row's rules, as the pure policy reads them. */
-export function assignmentPolicy(a: Assignment): AssignmentPolicy {
-  return {
-    opensAt: a.opensAt,
-    dueAt: a.dueAt,
-    lateUntil: a.lateUntil,
-    latePenaltyPerDay: a.latePenaltyPerDay,
-    lateSteps: parseLateSteps(a.lateSteps),
-    maxAttempts: a.maxAttempts,
-    scorePolicy: a.scorePolicy,
-    timeLimitMinutes: a.timeLimitMinutes,
-    countPrecheckRejections: a.countPrecheckRejections,
-    countRunRejections: a.countRunRejections,
-  };
-}
+/** Re-exported for the callers that import it from here (the submit path). */
+export { assignmentPolicy };
 
 const extensionFacts = (e: ExtensionFacts | null): ExtensionFacts | null =>
   e && { dueAt: e.dueAt, lateUntil: e.lateUntil, extraAttempts: e.extraAttempts, extraMinutes: e.extraMinutes };
