@@ -61,47 +61,60 @@ export type InsertOutcome =
 const lit = (v: string | null | undefined) => (v === null || v === undefined ? "NULL" : pg.escapeLiteral(v));
 const RAN = [...RAN_REJECTION_CODES].map((c) => lit(c)).join(", ");
 
-/** policy.usesAttempt as SQL (never `failed`; rejections per the assignment's two settings), for the count under the lock. */
-export function usesAttemptSql(p: InsertArgs["rules"]): string {
-  const parts = [`status IN ('queued', 'running', 'graded')`];
-  if (p.countRunRejections) parts.push(`(status = 'rejected' AND "lastErrorCode" IN (${RAN}))`);
-  if (p.countPrecheckRejections) parts.push(`(status = 'rejected' AND ("lastErrorCode" IS NULL OR "lastErrorCode" NOT IN (${RAN})))`);
-  return parts.join(" OR ");
-}
-
 /**
- * The insert as one simple-protocol query of two statements (one implicit transaction, one round trip): the lock,
- * then, with a snapshot taken after it was granted, the replay check, the count, the row and its audit event. Values
- * are literals escaped by pg (the simple protocol takes no parameters); every one is also validated before.
+ * The insert, prepared once per connection (parsed and planned once, not per submission): the replay check, the
+ * count of attempts used (policy.usesAttempt: never `failed`; rejections per the assignment's two settings, $13 and
+ * $14), the row and its audit event. $12 null: no attempt limit.
  */
-function insertSql(a: InsertArgs, now: Date): string {
-  const [A, U, S] = [lit(a.assignmentId), lit(a.userId), lit(a.problemSlug)];
-  const at = `(${lit(now.toISOString())}::timestamptz AT TIME ZONE 'UTC')`;
-  const mine = `"assignmentId" = ${A}::uuid AND "userId" = ${U}::uuid AND "problemSlug" = ${S}`;
-  const prior = a.idempotencyKey
-    ? `SELECT id, attempt, status::text AS status, "requestHash" FROM "Submission" WHERE ${mine} AND "idempotencyKey" = ${lit(a.idempotencyKey)}`
-    : `SELECT NULL::uuid AS id, NULL::int AS attempt, NULL::text AS status, NULL::text AS "requestHash" WHERE false`;
-  const answer = a.answer === undefined ? "NULL" : `${lit(JSON.stringify(a.answer))}::jsonb`;
-  const limit = a.maxAttempts === null ? "" : `AND agg.used < ${Math.trunc(a.maxAttempts)}`;
-  return `SELECT pg_advisory_xact_lock(hashtextextended(${lit(`submission-attempt:${a.assignmentId}:${a.userId}:${a.problemSlug}`)}, 0));
-WITH prior AS (${prior}),
-agg AS (SELECT coalesce(max(attempt), 0) + 1 AS next, count(*) FILTER (WHERE ${usesAttemptSql(a.rules)})::int AS used
-  FROM "Submission" WHERE ${mine}),
+const PREPARE_INSERT = `PREPARE ingest_insert(uuid, uuid, text, uuid, jsonb, text, text, float8, text, text, timestamp, int, bool, bool, uuid, uuid) AS
+WITH prior AS (
+  SELECT id, attempt, status::text AS status, "requestHash" FROM "Submission"
+  WHERE "assignmentId" = $1 AND "userId" = $2 AND "problemSlug" = $3 AND "idempotencyKey" = $9),
+agg AS (
+  SELECT coalesce(max(attempt), 0) + 1 AS next,
+    count(*) FILTER (WHERE status IN ('queued', 'running', 'graded')
+      OR ($13 AND status = 'rejected' AND "lastErrorCode" IN (${RAN}))
+      OR ($14 AND status = 'rejected' AND ("lastErrorCode" IS NULL OR "lastErrorCode" NOT IN (${RAN}))))::int AS used
+  FROM "Submission" WHERE "assignmentId" = $1 AND "userId" = $2 AND "problemSlug" = $3),
 ins AS (
   INSERT INTO "Submission" (id, "assignmentId", "userId", "problemSlug", "problemId", attempt, answer, "modelSha256", seed,
     "lateFactor", "idempotencyKey", "requestHash", status, "statusAt", "createdAt")
-  SELECT ${lit(randomUUID())}::uuid, ${A}::uuid, ${U}::uuid, ${S}, ${lit(a.problemId)}::uuid, agg.next, ${answer},
-    ${lit(a.modelSha256)}, ${lit(a.seed)}, ${Number(a.lateFactor)}::float8, ${lit(a.idempotencyKey)}, ${lit(a.requestHash)},
-    'queued', ${at}, ${at}
-  FROM agg WHERE NOT EXISTS (SELECT 1 FROM prior) ${limit}
+  SELECT $15, $1, $2, $3, $4, agg.next, $5, $6, $7, $8, $9, $10, 'queued', $11, $11
+  FROM agg WHERE NOT EXISTS (SELECT 1 FROM prior) AND ($12::int IS NULL OR agg.used < $12)
   RETURNING id, attempt),
 aud AS (
   INSERT INTO "AuditEvent" (id, "actorId", action, "entityType", "entityId", data, "createdAt")
-  SELECT ${lit(randomUUID())}::uuid, ${U}::uuid, 'submission.create', 'submission', ins.id::text, jsonb_build_object('attempt', ins.attempt), ${at}
-  FROM ins)
+  SELECT $16, $2, 'submission.create', 'submission', ins.id::text, jsonb_build_object('attempt', ins.attempt), $11 FROM ins)
 SELECT 'new' AS kind, id, attempt, 'queued' AS status, NULL AS "requestHash", NULL::int AS used FROM ins
 UNION ALL SELECT 'prior', id, attempt, status, "requestHash", NULL FROM prior
 UNION ALL SELECT 'full', NULL, NULL, NULL, NULL, used FROM agg WHERE NOT EXISTS (SELECT 1 FROM prior) AND NOT EXISTS (SELECT 1 FROM ins)`;
+
+/**
+ * One simple-protocol query of two statements (one implicit transaction, one round trip): the lock, then, with a
+ * snapshot taken after it was granted, the prepared insert. The simple protocol takes no parameters, so the values
+ * are literals escaped by pg (every one is also validated before).
+ */
+function insertSql(a: InsertArgs, now: Date): string {
+  const values = [
+    lit(a.assignmentId),
+    lit(a.userId),
+    lit(a.problemSlug),
+    lit(a.problemId),
+    a.answer === undefined ? "NULL" : lit(JSON.stringify(a.answer)),
+    lit(a.modelSha256),
+    lit(a.seed),
+    String(Number(a.lateFactor)),
+    lit(a.idempotencyKey),
+    lit(a.requestHash),
+    `(${lit(now.toISOString())}::timestamptz AT TIME ZONE 'UTC')`,
+    a.maxAttempts === null ? "NULL" : String(Math.trunc(a.maxAttempts)),
+    String(a.rules.countRunRejections),
+    String(a.rules.countPrecheckRejections),
+    lit(randomUUID()),
+    lit(randomUUID()),
+  ];
+  const lock = lit(`submission-attempt:${a.assignmentId}:${a.userId}:${a.problemSlug}`);
+  return `SELECT pg_advisory_xact_lock(hashtextextended(${lock}, 0)); EXECUTE ingest_insert(${values.join(", ")})`;
 }
 
 /** Postgres refused the answer's text (a NUL character in JSON, bytes that are not UTF-8): the client's input, a 400. */
@@ -153,7 +166,7 @@ export class IngestStore {
   async insert(args: InsertArgs): Promise<InsertOutcome> {
     const sql = insertSql(args, new Date());
     try {
-      const results = args.blob ? await this.withBlob(args.blob, sql) : await this.db.query(sql);
+      const results = await this.withClient((client) => (args.blob ? this.withBlob(client, args.blob, sql) : client.query(sql)));
       const last = (Array.isArray(results) ? results.at(-1) : results) as pg.QueryResult;
       const row = last.rows[0];
       if (row.kind === "new") return { kind: "new", id: row.id, attempt: row.attempt };
@@ -167,8 +180,29 @@ export class IngestStore {
     }
   }
 
-  private async withBlob(blob: { sha256: string; bytes: Uint8Array }, sql: string) {
+  /** A pooled connection with the insert prepared on it (once per connection); one that failed is not reused. */
+  private async withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.db.connect();
+    let broken = false;
+    try {
+      if (!this.prepared.has(client)) {
+        await client.query(PREPARE_INSERT);
+        this.prepared.add(client);
+      }
+      return await fn(client);
+    } catch (e) {
+      // An error of the query leaves the connection usable; one of the connection (or a ROLLBACK that failed) does not.
+      broken = !(e instanceof pg.DatabaseError) || e.severity === "FATAL" || e.severity === "PANIC";
+      throw e;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  private readonly prepared = new WeakSet<pg.PoolClient>();
+
+  /** A model's blob and its submission in one transaction: BEGIN, blob, the lock and insert, COMMIT. */
+  private async withBlob(client: pg.PoolClient, blob: { sha256: string; bytes: Uint8Array }, sql: string) {
     try {
       await client.query("BEGIN");
       await client.query(
@@ -177,15 +211,9 @@ export class IngestStore {
       );
       const results = await client.query(sql);
       await client.query("COMMIT");
-      client.release();
       return results;
     } catch (e) {
-      // A connection that cannot even roll back is broken: dropped from the pool instead of reused.
-      const broken = await client.query("ROLLBACK").then(
-        () => false,
-        () => true,
-      );
-      client.release(broken);
+      await client.query("ROLLBACK");
       throw e;
     }
   }
