@@ -31,7 +31,7 @@ import { ltiServiceRoutes } from "./routes/lti-services.ts";
 import { operationRoutes } from "./routes/operations.ts";
 import { problemSetRoutes } from "./routes/problem-sets.ts";
 import { submissionRoutes } from "./routes/submissions.ts";
-import { eventRoutes, queryBearer } from "./routes/events.ts";
+import { eventRoutes, queryBearer, redactedRequest } from "./routes/events.ts";
 import { installEventHub } from "./routes/long-poll.ts";
 import { userRoutes } from "./routes/users.ts";
 import { AuthService, type Principal } from "./services/auth.ts";
@@ -88,7 +88,7 @@ declare module "fastify" {
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config } = deps;
   const app = Fastify({
-    logger: config.LOG_LEVEL === "silent" ? false : { level: config.LOG_LEVEL },
+    logger: config.LOG_LEVEL === "silent" ? false : { level: config.LOG_LEVEL, serializers: { req: redactedRequest } },
     bodyLimit: config.BODY_LIMIT_BYTES,
     trustProxy: trustedProxies(config.TRUST_PROXY),
     frameworkErrors,

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../src/app.ts";
+import { redactedRequest } from "../src/routes/events.ts";
 import { createAssignment, createHarness, createWorld, type Harness, type World } from "./helpers/harness.ts";
 
 // Issue 12, "Clients need not poll": GET /v1/assignments/{id}/events streams Server-Sent Events fed by Redis pub/sub.
@@ -103,7 +104,10 @@ describe("assignment event stream", () => {
     await until(() => alice.frames.some((f) => f.event === "grade"));
     await until(() => staff.frames.some((f) => f.event === "submission" && f.data.id === id && f.data.status !== "queued"));
     const done = (await h.call("GET", `/v1/submissions/${id}`, { token: w.students[0]!.token })).json();
-    const mine = alice.frames.find((f) => f.event === "submission" && f.data.id === id)!;
+    // First the new submission (queued), then its result.
+    const about = alice.frames.filter((f) => f.event === "submission" && f.data.id === id);
+    expect(about[0]!.data).toEqual({ id, status: "queued", problem: "numeric-fixed", userId: w.students[0]!.id });
+    const mine = about.at(-1)!;
     expect(mine.data).toEqual({
       id,
       status: done.status,
@@ -145,5 +149,17 @@ describe("assignment event stream", () => {
     await body;
     expect(Date.now() - t1).toBeLessThan(3000);
     expect(c.events.listeners).toBe(0);
+  });
+});
+
+describe("request logs", () => {
+  it("never carry the ?access_token of an event stream", () => {
+    const logged = redactedRequest({ method: "GET", url: "/v1/assignments/a/events?access_token=secret-value&duration=5", ip: "1.2.3.4" });
+    expect(logged).toEqual({
+      method: "GET",
+      url: "/v1/assignments/a/events?access_token=[redacted]&duration=5",
+      host: undefined,
+      remoteAddress: "1.2.3.4",
+    });
   });
 });

@@ -28,6 +28,14 @@ export function queryBearer(req: FastifyRequest): string | undefined {
   return typeof token === "string" && token ? `Bearer ${token}` : undefined;
 }
 
+/** Request logs without the token a `?access_token=` URL carries (Fastify's default request fields otherwise). */
+export const redactedRequest = (req: { method: string; url: string; host?: string; ip?: string }) => ({
+  method: req.method,
+  url: req.url.replace(/([?&]access_token=)[^&]*/g, "$1[redacted]"),
+  host: req.host,
+  remoteAddress: req.ip,
+});
+
 /** What a `submission` event says, read once per event in this process however many streams send it. */
 const details = new WeakMap<HubEvent, Promise<Record<string, unknown> | null>>();
 function submissionDetails(db: Db, e: Extract<HubEvent, { type: "submission" }>) {
@@ -38,7 +46,6 @@ function submissionDetails(db: Db, e: Extract<HubEvent, { type: "submission" }>)
         where: { id: e.id },
         select: {
           id: true,
-          status: true,
           problemSlug: true,
           userId: true,
           grades: { orderBy: [{ run: "desc" }, { createdAt: "desc" }], take: 1, select: { score: true, maxScore: true } },
@@ -49,10 +56,12 @@ function submissionDetails(db: Db, e: Extract<HubEvent, { type: "submission" }>)
         if (!s) return null;
         const grade = s.grades[0];
         // The score GET /v1/submissions/{id} shows: an override while it stands, else the current run's.
-        const score = s.overrides[0]?.score ?? grade?.score;
+        // The status the change announced (events arrive in order; the row may have moved on since).
+        const finished = e.status !== "queued" && e.status !== "running";
+        const score = finished ? (s.overrides[0]?.score ?? grade?.score) : undefined;
         return {
           id: s.id,
-          status: s.status,
+          status: e.status,
           problem: s.problemSlug,
           userId: s.userId,
           ...(score !== undefined ? { score, maxScore: grade?.maxScore ?? null } : {}),

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { BadRequestError, PayloadTooLargeError } from "../errors.ts";
+import { announceSubmission } from "../services/submission-events.ts";
 import { longPoll, MAX_WAIT_SECONDS } from "./long-poll.ts";
 import { pagedResponse, pageQuery, sendPage } from "./pagination.ts";
 import { authErrors, errorBody, slug, submissionBody, uuid } from "./schemas.ts";
@@ -82,6 +83,8 @@ export const submissionRoutes: FastifyPluginAsyncZod = async (app) => {
         target.modelMaxBytes !== null ? { model: await readModel(req, reply, target.modelMaxBytes) } : { answer: req.body.answer };
       const result = await submissions.submit(target, { ...payload, idempotencyKey });
       if (result.replayed) reply.header("Idempotent-Replayed", "true");
+      // Event streams show the new submission; not awaited (a publish on the queue's connection; never throws).
+      else void announceSubmission(app, result.id, { assignmentId: target.assignment.id, userId: target.userId, status: result.status });
       return reply.status(202).send({ id: result.id, status: result.status, attempt: result.attempt });
     },
   );
