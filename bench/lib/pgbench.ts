@@ -21,7 +21,7 @@ export async function pgbenchClientCap(url: string): Promise<number> {
   );
   await c.query(SCRATCH_DDL);
   await c.end();
-  return Math.max(1, rows[0]!.max - rows[0]!.used - 10);
+  return Math.max(1, rows[0]!.max - rows[0]!.used - 20);
 }
 
 export interface PgbenchResult {
@@ -29,6 +29,7 @@ export interface PgbenchResult {
   tps: number;
   latencyAvgMs: number;
   failed: number;
+  error?: string;
 }
 
 export async function pgbench(url: string, clients: number, seconds: number): Promise<PgbenchResult> {
