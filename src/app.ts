@@ -23,9 +23,9 @@ import { httpDuration, pressureRejections, registerQueueDepth, registerQueueLag 
 import { assignmentRoutes } from "./routes/assignments.ts";
 import { courseTokenRoutes } from "./routes/course-tokens.ts";
 import { courseRoutes } from "./routes/courses.ts";
-import { gradingStaffRoutes } from "./routes/grading-staff.ts";
 import { ltiAdminRoutes } from "./routes/lti-admin.ts";
 import { ltiRoutes } from "./routes/lti.ts";
+import { gradingStaffRoutes } from "./routes/grading-staff.ts";
 import { exportRoutes } from "./routes/exports.ts";
 import { ltiServiceRoutes } from "./routes/lti-services.ts";
 import { operationRoutes } from "./routes/operations.ts";
@@ -36,12 +36,12 @@ import { installEventHub } from "./routes/long-poll.ts";
 import { userRoutes } from "./routes/users.ts";
 import { AuthService, type Principal } from "./services/auth.ts";
 import { CourseService } from "./services/courses.ts";
-import { ExportService } from "./services/gradebook/exports.ts";
 import { AssignmentService } from "./services/gradebook/assignments.ts";
 import { ExtensionService } from "./services/gradebook/extensions.ts";
 import { OverrideService } from "./services/gradebook/overrides.ts";
 import { RegradeService } from "./services/gradebook/regrades.ts";
 import { ReviewService } from "./services/gradebook/review.ts";
+import { ExportService } from "./services/gradebook/exports.ts";
 import { ProblemSetService } from "./services/problem-sets.ts";
 import { SubmissionService } from "./services/submissions.ts";
 import { enforceTokenScope } from "./services/token-scope.ts";
@@ -63,12 +63,12 @@ export function buildServices({ config, db, queue }: AppDeps, log: { warn(obj: o
     courses: new CourseService(db),
     problemSets,
     submissions: new SubmissionService(db, queue, problemSets, config, log),
-    exports: new ExportService(db, config.DATABASE_URL),
     assignments: new AssignmentService(db, queue, problemSets, log),
     extensions: new ExtensionService(db, queue, log),
     regrades: new RegradeService(db, queue, log),
     overrides: new OverrideService(db, queue, log),
     review: new ReviewService(db, queue, log),
+    exports: new ExportService(db, config.DATABASE_URL),
   };
 }
 
@@ -214,9 +214,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await v1.register(eventRoutes);
     await v1.register(ltiAdminRoutes);
     await v1.register(courseTokenRoutes);
-    await v1.register(exportRoutes);
     await v1.register(assignmentRoutes);
     await v1.register(gradingStaffRoutes);
+    await v1.register(exportRoutes);
     await v1.register(ltiServiceRoutes);
   });
   return app;

@@ -220,7 +220,10 @@ const ROWS: Row[] = [
     who: "course staff, admin",
     expect: [401, 403, 404, 204, 204, 404, 204],
     request: async () => {
-      await h.db.extension.createMany({ data: [{ assignmentId: assignmentA, userId: classmate.id, extraAttempts: 2 }], skipDuplicates: true });
+      await h.db.extension.createMany({
+        data: [{ assignmentId: assignmentA, userId: classmate.id, extraAttempts: 2 }],
+        skipDuplicates: true,
+      });
       return { url: `/v1/assignments/${assignmentA}/extensions/${classmate.id}` };
     },
   },
