@@ -118,7 +118,11 @@ const schema = z.object({
   /** Where a browser lands after an LTI launch, with `#token=…` in the fragment (a front end); default PUBLIC_URL/docs. */
   LTI_LANDING_URL: z.string().url().optional(),
   /** Lifetime of the session token an LTI launch issues. */
-  LTI_SESSION_HOURS: z.coerce.number().positive().max(24 * 30).default(8),
+  LTI_SESSION_HOURS: z.coerce
+    .number()
+    .positive()
+    .max(24 * 30)
+    .default(8),
   /** After fetching a platform's JWKS, how long a token with an unknown kid waits before it may trigger a refetch. */
   LTI_JWKS_COOLDOWN_S: z.coerce.number().min(0).default(30),
   /** Score passback: deliveries to the LMS before a score becomes a dead letter, and the first backoff (doubles each time). */
