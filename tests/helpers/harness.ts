@@ -41,6 +41,9 @@ export async function createHarness(name: string, overrides: Record<string, stri
     // Tests edit token rows directly and expect the next request to see it; tests/ingest.test.ts turns the cache on.
     AUTH_CACHE_TTL_S: "0",
     GRADING_BACKOFF_MS: "50",
+    // The API and workers share this process, and test files run two at a time on a 2-core machine: a loaded
+    // moment must not turn a functional test's request into 503 OVERLOADED. tests/backpressure.test.ts sets its own.
+    PRESSURE_MAX_EVENT_LOOP_DELAY_MS: "0",
     ...overrides,
   });
   const db = createDb(config.DATABASE_URL);
