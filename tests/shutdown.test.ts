@@ -1,10 +1,10 @@
 import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAssignment, createHarness, createWorld, waitForGrade, type Harness, type World } from "./helpers/harness.ts";
+import { freePort } from "./helpers/ports.ts";
 
 /**
  * SIGTERM of real processes (`tsx src/main.ts all|worker`) on the test's database and queue, while a slow
@@ -76,14 +76,6 @@ async function waitUntilRunning(id: string, output: () => string, timeoutMs = 60
     await sleep(50);
   }
 }
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 
 describe("graceful shutdown", { timeout: 180_000 }, () => {
   it("SIGTERM of `all` during a grade: the API stops accepting, the grade finishes, exit 0, nothing leased", async () => {

@@ -2,10 +2,9 @@
  * The tool (our app) listening on a real port for the LTI tests: the platform emulator posts to it and it fetches the
  * emulator's JWKS over HTTP, like in production. Plus the steps of a launch as a browser would make them.
  */
-import { createServer } from "node:net";
-import type { AddressInfo } from "node:net";
 import { createHarness, createWorld, type Harness, type World } from "../helpers/harness.ts";
 import type { LaunchMessage, Platform } from "./platform.ts";
+import { freePort } from "../helpers/ports.ts";
 
 export interface Tool {
   h: Harness;
@@ -16,14 +15,6 @@ export interface Tool {
   /** Registers the emulator with the tool (POST /v1/lti/platforms) and tells the emulator the tool's JWKS. */
   register(platform: Platform, extra?: Record<string, unknown>): Promise<string>;
   close(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return port;
 }
 
 export async function startTool(name: string, overrides: Record<string, string> = {}): Promise<Tool> {
