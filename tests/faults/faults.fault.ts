@@ -80,16 +80,35 @@ async function withBacklog(fault: () => Promise<unknown>): Promise<number> {
   }
 }
 
+/** Whether this worker holds a grading lease in Postgres right now. */
+async function holdsLease(p: Proc): Promise<boolean> {
+  const { rows } = await c.pool.query<{ by: string | null }>(`SELECT "claimedBy" AS by FROM "Submission" WHERE status = 'running'`);
+  return rows.some((r) => r.by?.split(":")[1] === String(c.pid(p)));
+}
+
 /** Waits (up to a bound) until this worker holds a grading lease, so a fault lands while it grades. */
 async function whenGrading(p: Proc, timeoutMs = 3000): Promise<boolean> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
-    const { rows } = await c.pool.query<{ by: string | null }>(`SELECT "claimedBy" AS by FROM "Submission" WHERE status = 'running'`);
-    if (rows.some((r) => r.by?.split(":").includes(String(c.pid(p))))) return true;
-    // Without a lease owner recorded, any running submission means the workers are grading.
-    if (rows.some((r) => r.by === null)) return true;
+    if (await holdsLease(p)) return true;
     await sleep(20);
   }
+  return false;
+}
+
+/**
+ * SIGSTOPs the worker at a moment it holds a lease. A choice answer is graded within a millisecond, so a
+ * lease seen before the signal is usually gone after it: stop, look, and resume to try again if it holds none.
+ */
+async function pauseWhileGrading(p: Proc, timeoutMs: number): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    c.signal(p, "SIGSTOP");
+    if (await holdsLease(p)) return true;
+    c.signal(p, "SIGCONT");
+    await sleep(10 + Math.random() * 40);
+  }
+  c.signal(p, "SIGSTOP");
   return false;
 }
 
@@ -153,8 +172,7 @@ describe("guarantees under real faults", () => {
       async ({ mark, progress }) => {
         await at(progress, 0.3);
         const w = c.workers[0]!;
-        paused = await whenGrading(w, 10_000);
-        c.signal(w, "SIGSTOP");
+        paused = await pauseWhileGrading(w, 20_000);
         mark();
         // Past the lease and the stalled-job check, so another worker may take the run while this one sleeps.
         await sleep(4 * Number(FAULT_ENV.GRADING_LOCK_MS) + 1000);
