@@ -117,6 +117,31 @@ describe("attempts used, as policy.usesAttempt counts them, and settings read fr
   });
 });
 
+describe("the context kept from a student's last submission (one round trip fewer) is never acted on once stale", () => {
+  it("an extension, a finished exam clock and an unenrolment, each written directly, apply to the very next submission", async () => {
+    const a = await assign({ maxAttempts: 2, timeLimitMinutes: 30 });
+    expect((await post(a, s1, RIGHT)).statusCode).toBe(202); // starts the exam clock
+    expect((await post(a, s1, RIGHT)).statusCode).toBe(202);
+    expect((await post(a, s1, RIGHT)).json().error.code).toBe("ATTEMPTS_EXHAUSTED");
+    // Extra attempts granted by another process: the kept context (2 attempts) would refuse; the insert finds it stale.
+    await h.db.extension.create({ data: { assignmentId: a, userId: s1.id, extraAttempts: 2 } });
+    expect((await post(a, s1, RIGHT)).json()).toMatchObject({ attempt: 3 });
+    // The exam clock moved back past its limit: the kept context (clock just started) would accept.
+    await h.db.examStart.update({
+      where: { assignmentId_userId: { assignmentId: a, userId: s1.id } },
+      data: { startedAt: new Date(Date.now() - 31 * 60_000) },
+    });
+    expect((await post(a, s1, RIGHT)).json().error.code).toBe("EXAM_TIME_OVER");
+    await h.db.examStart.update({ where: { assignmentId_userId: { assignmentId: a, userId: s1.id } }, data: { startedAt: new Date() } });
+    expect((await post(a, s1, RIGHT)).json()).toMatchObject({ attempt: 4 });
+    // Unenrolled directly: the assignment is no longer the student's.
+    await h.db.enrollment.delete({ where: { courseId_userId: { courseId: w.courseId, userId: s1.id } } });
+    expect((await post(a, s1, RIGHT)).statusCode).toBe(404);
+    await h.db.enrollment.create({ data: { userId: s1.id, courseId: w.courseId, role: "student" } });
+    expect(await h.db.submission.count({ where: { assignmentId: a, userId: s1.id } })).toBe(4);
+  });
+});
+
 describe("bad input", () => {
   it("an answer Postgres cannot store as text (a NUL character) is a 400, and nothing is written", async () => {
     const a = await assign();

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { LRUCache } from "lru-cache";
 import pg from "pg";
 import type { Assignment } from "../generated/prisma/client.ts";
 import { BadRequestError } from "../errors.ts";
@@ -7,10 +8,14 @@ import { RAN_REJECTION_CODES, type AssignmentPolicy, type ExtensionFacts } from 
 /**
  * The submit path's SQL, on a small pg pool of its own: the ORM's per-query interpretation was most of the API's
  * busy time under load (issue 12), and these two statements are all a JSON submission needs from Postgres —
- *   context(): the assignment, the caller's enrolment, extension and exam start, in one round trip;
+ *   context(): the assignment, the caller's enrolment, extension and exam start, in one round trip, with a
+ *              fingerprint (md5 of the row), and kept per (assignment, user) for the caller's next submission;
  *   insert():  the attempt number, the attempt limit, the Idempotency-Key replay, the row and its audit event, in one
  *              round trip and one transaction, serialised per (assignment, user, problem) by an advisory lock, so
- *              concurrent submissions of one student queue behind each other instead of racing and retrying.
+ *              concurrent submissions of one student queue behind each other instead of racing and retrying. It
+ *              recomputes the context's fingerprint under the lock and inserts nothing if it differs from the one
+ *              the submission was decided on (`stale`), so a kept context saves a round trip and is never acted on
+ *              once a PATCH, an extension, an enrolment change or an exam start has made it wrong.
  * Times are read and written as UTC explicitly (Prisma's columns are `timestamp without time zone` holding UTC).
  */
 
@@ -19,11 +24,13 @@ export interface SubmitContext {
   enrolledRole: "student" | "ta" | "instructor" | null;
   extension: ExtensionFacts | null;
   examStartedAt: Date | null;
+  /** md5 of the context row as Postgres prints it: the insert checks it is still the same. */
+  fingerprint: string;
 }
 
 const utc = (col: string, as = col.split(".").pop()!.replaceAll('"', "")) => `${col} AT TIME ZONE 'UTC' AS "${as}"`;
 
-const CONTEXT_SQL = `SELECT a.id, a."courseId", a."problemSetId", a."revisionId", a.title,
+const CONTEXT_ROW = `SELECT a.id, a."courseId", a."problemSetId", a."revisionId", a.title,
   ${utc('a."opensAt"')}, ${utc('a."dueAt"')}, ${utc('a."lateUntil"')}, ${utc('a."createdAt"')},
   a."latePenaltyPerDay", a."lateSteps", a."maxAttempts", a."scorePolicy"::text AS "scorePolicy", a."timeLimitMinutes",
   a."countPrecheckRejections", a."countRunRejections", a."lmsAssignmentId", a."createdById",
@@ -35,6 +42,7 @@ LEFT JOIN "Enrollment" e ON e."courseId" = a."courseId" AND e."userId" = $2
 LEFT JOIN "Extension" x ON x."assignmentId" = a.id AND x."userId" = $2
 LEFT JOIN "ExamStart" s ON s."assignmentId" = a.id AND s."userId" = $2
 WHERE a.id = $1`;
+const CONTEXT_SQL = `SELECT c.*, md5(c::text) AS fingerprint FROM (${CONTEXT_ROW}) c`;
 
 export interface InsertArgs {
   assignmentId: string;
@@ -51,12 +59,15 @@ export interface InsertArgs {
   lateFactor: number;
   idempotencyKey?: string;
   requestHash: string;
+  /** The context this submission was decided on (null: do not check). */
+  fingerprint: string | null;
 }
 
 export type InsertOutcome =
   | { kind: "new"; id: string; attempt: number }
   | { kind: "prior"; id: string; attempt: number; status: string; requestHash: string | null }
-  | { kind: "full"; used: number };
+  | { kind: "full"; used: number }
+  | { kind: "stale" };
 
 const lit = (v: string | null | undefined) => (v === null || v === undefined ? "NULL" : pg.escapeLiteral(v));
 const RAN = [...RAN_REJECTION_CODES].map((c) => lit(c)).join(", ");
@@ -64,10 +75,13 @@ const RAN = [...RAN_REJECTION_CODES].map((c) => lit(c)).join(", ");
 /**
  * The insert, prepared once per connection (parsed and planned once, not per submission): the replay check, the
  * count of attempts used (policy.usesAttempt: never `failed`; rejections per the assignment's two settings, $13 and
- * $14), the row and its audit event. $12 null: no attempt limit.
+ * $14), the row and its audit event. $12 null: no attempt limit. $17: the context's fingerprint (null: unchecked).
+ * An Idempotency-Key replay answers whatever the context: the request was decided when it was first taken.
  */
-const PREPARE_INSERT = `PREPARE ingest_insert(uuid, uuid, text, uuid, jsonb, text, text, float8, text, text, timestamp, int, bool, bool, uuid, uuid) AS
-WITH prior AS (
+const PREPARE_INSERT = `PREPARE ingest_insert(uuid, uuid, text, uuid, jsonb, text, text, float8, text, text, timestamp, int, bool, bool, uuid, uuid, text) AS
+WITH current AS (
+  SELECT coalesce($17 IS NULL OR $17 = (SELECT md5(c::text) FROM (${CONTEXT_ROW}) c), false) AS ok),
+prior AS (
   SELECT id, attempt, status::text AS status, "requestHash" FROM "Submission"
   WHERE "assignmentId" = $1 AND "userId" = $2 AND "problemSlug" = $3 AND "idempotencyKey" = $9),
 agg AS (
@@ -80,14 +94,16 @@ ins AS (
   INSERT INTO "Submission" (id, "assignmentId", "userId", "problemSlug", "problemId", attempt, answer, "modelSha256", seed,
     "lateFactor", "idempotencyKey", "requestHash", status, "statusAt", "createdAt")
   SELECT $15, $1, $2, $3, $4, agg.next, $5, $6, $7, $8, $9, $10, 'queued', $11, $11
-  FROM agg WHERE NOT EXISTS (SELECT 1 FROM prior) AND ($12::int IS NULL OR agg.used < $12)
+  FROM agg WHERE NOT EXISTS (SELECT 1 FROM prior) AND (SELECT ok FROM current) AND ($12::int IS NULL OR agg.used < $12)
   RETURNING id, attempt),
 aud AS (
   INSERT INTO "AuditEvent" (id, "actorId", action, "entityType", "entityId", data, "createdAt")
   SELECT $16, $2, 'submission.create', 'submission', ins.id::text, jsonb_build_object('attempt', ins.attempt), $11 FROM ins)
 SELECT 'new' AS kind, id, attempt, 'queued' AS status, NULL AS "requestHash", NULL::int AS used FROM ins
 UNION ALL SELECT 'prior', id, attempt, status, "requestHash", NULL FROM prior
-UNION ALL SELECT 'full', NULL, NULL, NULL, NULL, used FROM agg WHERE NOT EXISTS (SELECT 1 FROM prior) AND NOT EXISTS (SELECT 1 FROM ins)`;
+UNION ALL SELECT 'stale', NULL, NULL, NULL, NULL, NULL WHERE NOT EXISTS (SELECT 1 FROM prior) AND NOT (SELECT ok FROM current)
+UNION ALL SELECT 'full', NULL, NULL, NULL, NULL, used FROM agg
+  WHERE NOT EXISTS (SELECT 1 FROM prior) AND (SELECT ok FROM current) AND NOT EXISTS (SELECT 1 FROM ins)`;
 
 /**
  * One simple-protocol query of two statements (one implicit transaction, one round trip): the lock, then, with a
@@ -112,6 +128,7 @@ function insertSql(a: InsertArgs, now: Date): string {
     String(a.rules.countPrecheckRejections),
     lit(randomUUID()),
     lit(randomUUID()),
+    lit(a.fingerprint),
   ];
   const lock = lit(`submission-attempt:${a.assignmentId}:${a.userId}:${a.problemSlug}`);
   return `SELECT pg_advisory_xact_lock(hashtextextended(${lock}, 0)); EXECUTE ingest_insert(${values.join(", ")})`;
@@ -148,19 +165,35 @@ export class IngestStore {
     await pool?.end();
   }
 
-  /** One round trip: null when the assignment does not exist. */
+  /** One round trip: null when the assignment does not exist. Kept for the caller's next submission. */
   async context(assignmentId: string, userId: string): Promise<SubmitContext | null> {
     const { rows } = await this.db.query({ name: "ingest-context", text: CONTEXT_SQL, values: [assignmentId, userId] });
     const r = rows[0];
     if (!r) return null;
-    const { enrolledRole, hasExtension, extDueAt, extLateUntil, extraAttempts, extraMinutes, examStartedAt, ...assignment } = r;
-    return {
+    const { enrolledRole, hasExtension, extDueAt, extLateUntil, extraAttempts, extraMinutes, examStartedAt, fingerprint, ...assignment } =
+      r;
+    const ctx: SubmitContext = {
       assignment: assignment as Assignment,
       enrolledRole,
       extension: hasExtension ? { dueAt: extDueAt, lateUntil: extLateUntil, extraAttempts, extraMinutes } : null,
       examStartedAt,
+      fingerprint,
     };
+    this.kept.set(`${assignmentId}:${userId}`, ctx);
+    return ctx;
   }
+
+  /** The context last read for this caller, if this process still has it: it may be stale, the insert will say. */
+  keptContext(assignmentId: string, userId: string): SubmitContext | undefined {
+    return this.kept.get(`${assignmentId}:${userId}`);
+  }
+
+  forget(assignmentId: string, userId: string): void {
+    this.kept.delete(`${assignmentId}:${userId}`);
+  }
+
+  /** About 1 KB each; a course's active students fit, the rest read their context again. */
+  private readonly kept = new LRUCache<string, SubmitContext>({ max: 10_000 });
 
   /** One round trip for a JSON answer; a model's blob goes first in the same transaction (BEGIN, blob, insert, COMMIT). */
   async insert(args: InsertArgs): Promise<InsertOutcome> {
@@ -170,6 +203,7 @@ export class IngestStore {
       const last = (Array.isArray(results) ? results.at(-1) : results) as pg.QueryResult;
       const row = last.rows[0];
       if (row.kind === "new") return { kind: "new", id: row.id, attempt: row.attempt };
+      if (row.kind === "stale") return { kind: "stale" };
       if (row.kind === "prior")
         return { kind: "prior", id: row.id, attempt: row.attempt, status: row.status, requestHash: row.requestHash };
       return { kind: "full", used: row.used };

@@ -14,7 +14,7 @@ import { preflightInThread, ThreadOutOfMemory, ThreadTimeout } from "../grading/
 import { studentPolicy, windowAt } from "./gradebook/policy.ts";
 import { policyNow, revealDates, windowRefusal } from "./gradebook/submit-rules.ts";
 import { assignmentPolicy } from "./gradebook/records.ts";
-import { IngestStore } from "./ingest-store.ts";
+import { IngestStore, type SubmitContext } from "./ingest-store.ts";
 const SUBMISSION_ORDER = [asc("createdAt", "date"), asc("id")];
 
 export interface SubmitInput {
@@ -23,8 +23,14 @@ export interface SubmitInput {
   idempotencyKey?: string;
 }
 
+type Where = { assignmentId: string; problemSlug: string; sendsModel: boolean; idempotencyKey?: string };
+
 /** What authorize() found: who submits what where, and what the problem accepts (known before any body is read). */
 export interface SubmitTarget {
+  /** The request it was decided for, to decide again if the insert finds the context changed meanwhile. */
+  request: { principal: Principal; where: Where };
+  /** The context's fingerprint the insert checks; null: not checked (the exam clock was started just now). */
+  fingerprint: string | null;
   userId: string;
   role: CourseRole;
   /** maxAttempts: the student's own (extra attempts of an extension included); null for staff. */
@@ -75,14 +81,22 @@ export class SubmissionService {
    * Everything that can refuse a submission without its body: the caller, their enrolment, the assignment's
    * window, the problem and the kind of answer it takes. The route calls this before reading an upload.
    */
-  async authorize(
-    p: Principal,
-    where: { assignmentId: string; problemSlug: string; sendsModel: boolean; idempotencyKey?: string },
-  ): Promise<SubmitTarget> {
+  async authorize(p: Principal, where: Where): Promise<SubmitTarget> {
     const userId = requireUser(p);
-    // One round trip for the assignment, the caller's enrolment, extension and exam start (always fresh: a PATCH of
-    // the assignment or a new extension applies to the next submission); the pinned problem comes from the cache.
-    const ctx = await this.ingest.context(where.assignmentId, userId);
+    // The caller's context as this process last read it saves a round trip when it lets the submission through: the
+    // insert checks it is still current (a PATCH of the assignment or a new extension applies to the next
+    // submission). A refusal, or a first exam view to record, is decided on a fresh read only.
+    const kept = this.ingest.keptContext(where.assignmentId, userId);
+    if (kept) {
+      const target = await this.decide(p, where, kept, false).catch(() => null);
+      if (target) return target;
+    }
+    return (await this.decide(p, where, await this.ingest.context(where.assignmentId, userId), true))!;
+  }
+
+  /** The target for this context; null when `fresh` is false and the context would refuse or write. */
+  private async decide(p: Principal, where: Where, ctx: SubmitContext | null, fresh: boolean): Promise<SubmitTarget | null> {
+    const userId = requireUser(p);
     const role = ctx && roleIn(p, ctx.assignment.courseId, ctx.enrolledRole);
     if (!ctx || !role) throw new NotFoundError("Assignment", where.assignmentId);
     const { assignment } = ctx;
@@ -94,17 +108,24 @@ export class SubmissionService {
     let lateFactor = 1;
     let windowError: AppError | null = null;
     let maxAttempts: number | null = null;
+    let fingerprint: string | null = ctx.fingerprint;
     if (!isStaff(role)) {
       const now = new Date();
       let policy = studentPolicy(assignmentPolicy(assignment), ctx.extension, ctx.examStartedAt);
-      // The exam clock starts here only if it has not yet (once per student and exam): policyNow stores it.
-      if (assignment.timeLimitMinutes !== null && !ctx.examStartedAt && windowAt(policy, now).open)
+      // The exam clock starts here only if it has not yet (once per student and exam): policyNow stores it, which
+      // changes the context; this one submission goes on unchecked (as decided on the facts just written).
+      if (assignment.timeLimitMinutes !== null && !ctx.examStartedAt && windowAt(policy, now).open) {
+        if (!fresh) return null;
         policy = (await policyNow(this.db, assignment, userId, now)).policy;
+        this.ingest.forget(assignment.id, userId);
+        fingerprint = null;
+      }
       windowError = windowRefusal(policy, now);
       const w = windowAt(policy, now);
       if (w.open) lateFactor = w.lateFactor;
       maxAttempts = policy.maxAttempts;
     }
+    if (windowError && !fresh) return null;
     // Outside the window only a retry of an earlier request (same Idempotency-Key) goes on, to be replayed.
     if (windowError && !(where.idempotencyKey && (await this.keyUsed(userId, assignment.id, where.problemSlug, where.idempotencyKey))))
       throw windowError;
@@ -115,18 +136,54 @@ export class SubmissionService {
       countPrecheckRejections: assignment.countPrecheckRejections,
       countRunRejections: assignment.countRunRejections,
     };
-    return { userId, role, assignment: rules, problemSlug: where.problemSlug, current, windowError, lateFactor, modelMaxBytes };
+    const request = { principal: p, where };
+    return {
+      request,
+      fingerprint,
+      userId,
+      role,
+      assignment: rules,
+      problemSlug: where.problemSlug,
+      current,
+      windowError,
+      lateFactor,
+      modelMaxBytes,
+    };
   }
 
   async submit(target: SubmitTarget, input: SubmitInput): Promise<SubmitResult> {
-    const { userId, assignment, current, problemSlug } = target;
-    const { answer, blob, requestHash } = await prepareAnswerOffLoop(
-      current.grader,
-      current.problem,
+    let prepared = await this.prepare(target, input);
+    // A stale context (changed since it was read) is decided again on a fresh read; a third try goes unchecked, as a
+    // context read and an insert in two transactions would, so a context changing on every try cannot starve it.
+    for (let tries = 1; ; tries++) {
+      const outcome = await this.take(target, input, prepared, tries < 3);
+      if (outcome) return outcome;
+      const { principal, where } = target.request;
+      this.ingest.forget(where.assignmentId, target.userId);
+      const again = await this.authorize(principal, where);
+      if (again.current.problem.id !== target.current.problem.id) prepared = await this.prepare(again, input);
+      target = again;
+    }
+  }
+
+  private prepare(target: SubmitTarget, input: SubmitInput) {
+    return prepareAnswerOffLoop(
+      target.current.grader,
+      target.current.problem,
       input,
       { maxBytes: this.config.MODEL_MAX_BYTES, preflight: preflightOptions(this.config) },
       preflightOffLoop,
     );
+  }
+
+  /** The submission taken (or replayed, or refused); null when its context has changed since it was decided. */
+  private async take(
+    target: SubmitTarget,
+    input: SubmitInput,
+    { answer, blob, requestHash }: Awaited<ReturnType<SubmissionService["prepare"]>>,
+    checked: boolean,
+  ): Promise<SubmitResult | null> {
+    const { userId, assignment, current, problemSlug } = target;
     // Outside the window only a replay answers (authorize let it through because its key was used); in it, the
     // insert itself finds a replay under the same lock that numbers attempts.
     if (target.windowError) {
@@ -138,6 +195,7 @@ export class SubmissionService {
 
     const seed = studentSeed(this.config.SEED_SECRET, userId, current.setSlug, current.problem.slug);
     const outcome = await this.ingest.insert({
+      fingerprint: checked ? target.fingerprint : null,
       assignmentId: assignment.id,
       userId,
       problemSlug,
@@ -152,6 +210,7 @@ export class SubmissionService {
       idempotencyKey: input.idempotencyKey,
       requestHash,
     });
+    if (outcome.kind === "stale") return null;
     if (outcome.kind === "full") {
       const max = assignment.maxAttempts!;
       throw new ConflictError("ATTEMPTS_EXHAUSTED", `All ${max} attempts at this problem are used.`, { used: outcome.used, max });
