@@ -47,7 +47,9 @@ export const queueConfig = (queue: Queue): QueueConfig | undefined => configs.ge
 
 export function createGradingQueue(config: QueueConfig): GradingQueue {
   const queue = new Queue(QUEUE_NAME, {
-    connection: redisConnection(config),
+    // Commands issued in the same tick (concurrent requests' queue.add, event publishes) leave in one write: a socket
+    // write was a large share of the API's busy time under load. Only here: a Worker's connection blocks.
+    connection: { ...redisConnection(config), enableAutoPipelining: true },
     prefix: config.QUEUE_PREFIX,
     defaultJobOptions: {
       ...retryOptions(gradingRetry(config)),
