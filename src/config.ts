@@ -37,6 +37,8 @@ const schema = z.object({
    * cores; CPU work is bounded separately (GRADER_THREADS, SANDBOX_POOL_SIZE default to the cores).
    */
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(16),
+  /** `npm start` (mode all): grading worker processes beside the API's; 0 grades inside the API's process. */
+  WORKER_PROCESSES: z.coerce.number().int().min(0).max(16).default(1),
   GRADING_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
   GRADING_BACKOFF_MS: z.coerce.number().int().min(0).default(2000),
   GRADING_STALE_AFTER_S: z.coerce.number().positive().default(120),

@@ -14,6 +14,7 @@ import { startWorkerHttp } from "./grading/worker-http.ts";
 import { closeThreads, configureThreads } from "./grading/threads/index.ts";
 import { closeSandboxPools } from "./grading/onnx/sandbox-pool.ts";
 import { bounded, drainWorker } from "./lib/shutdown.ts";
+import { startWorkerChildren } from "./lib/worker-children.ts";
 import { registerQueueDepth, registerQueueLag } from "./metrics.ts";
 import { startOutbox } from "./jobs/outbox.ts";
 
@@ -73,6 +74,9 @@ async function main(mode: Mode) {
     process.exit(1);
   }
 
+  // `all` with worker processes: this process is the API, the workers are its children (src/lib/worker-children.ts).
+  const children = mode === "all" && config.WORKER_PROCESSES > 0 ? config.WORKER_PROCESSES : 0;
+  const role: Mode = children ? "api" : mode;
   const queue = createGradingQueue(config);
   // What shutdown stops, in its order: outbox, then API and worker together, then the rest.
   let api: FastifyInstance | undefined;
@@ -83,7 +87,7 @@ async function main(mode: Mode) {
   // One grader-thread pool for the process: the API's bundle and model checks and the worker's graders.
   configureThreads(config);
 
-  if (mode !== "worker") {
+  if (role !== "worker") {
     const app = await buildApp({ config, db, queue });
     if (config.LOAD_PROBLEMS) {
       const problemSets = app.services.problemSets;
@@ -102,7 +106,8 @@ async function main(mode: Mode) {
     api = app;
   }
 
-  if (mode !== "api") {
+  const workerChildren = children ? startWorkerChildren(children, config.WORKER_METRICS_PORT, log) : undefined;
+  if (role !== "api") {
     const services = buildServices({ config, db, queue }, log);
     worker = startGradingWorker(config, { db, problemSets: services.problemSets, queue }, log);
     outbox = startOutbox(db, queue, { graceMs: config.GRADING_STALE_AFTER_S * 1000, intervalMs: config.SWEEP_INTERVAL_S * 1000 }, log);
@@ -132,7 +137,11 @@ async function main(mode: Mode) {
       process.exit(1);
     }, graceMs + 20_000).unref();
     await bounded(async () => outbox?.stop(), 5000);
-    const [, drained] = await Promise.all([api && bounded(() => api!.close(), graceMs), worker && drainWorker(worker, db, graceMs, log)]);
+    const [, drained] = await Promise.all([
+      api && bounded(() => api!.close(), graceMs),
+      worker && drainWorker(worker, db, graceMs, log),
+      workerChildren?.stop(graceMs),
+    ]);
     await bounded(() => closeSandboxPools(), 10_000);
     await bounded(() => closeThreads(), 5000);
     if (workerHttp) await bounded(() => new Promise((resolve) => workerHttp!.close(resolve)), 2000);
@@ -143,6 +152,8 @@ async function main(mode: Mode) {
   };
   process.once("SIGTERM", () => void shutdown("SIGTERM"));
   process.once("SIGINT", () => void shutdown("SIGINT"));
+  // A worker started by `npm start` (IPC channel to its parent) stops when the parent is gone, however it ended.
+  if (process.connected) process.once("disconnect", () => void shutdown("parent process gone"));
 }
 
 const mode = (process.argv[2] ?? "all") as Mode;

@@ -89,7 +89,7 @@ describe("leases", () => {
     await h.db.submission.update({ where: { id }, data: { leaseUntil: new Date(Date.now() - 1000) } });
     expect(await claim(h.db, { submissionId: id, run: 1 }, "b", 60_000)).toMatchObject({ holder: "b", claims: 2 });
     expect(await renew(h.db, a!, 60_000)).toBe(false);
-    expect(await finish(h.db, a!, result("graded"), gradeData())).toBe(false);
+    expect(await finish(h.db, a!, result("graded"), gradeData())).toBeNull();
     expect(await h.db.grade.count({ where: { submissionId: id } })).toBe(0);
   });
 
@@ -215,7 +215,7 @@ async function apply(s: Step, subs: SubModel[], leases: (Lease | null)[], tokens
       const l = leases[s.w];
       if (!l) return;
       const expected = holds(l);
-      expect(await finish(h.db, l, result(s.outcome), gradeData())).toBe(expected);
+      expect(Boolean(await finish(h.db, l, result(s.outcome), gradeData()))).toBe(expected);
       if (expected) {
         const m = modelOf(l);
         Object.assign(m, { status: s.outcome, holder: null, expired: false });

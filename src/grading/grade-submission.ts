@@ -9,7 +9,7 @@ import { isUniqueViolation } from "../lib/prisma-errors.ts";
 import { gradingDuration, gradingOutcomes } from "../metrics.ts";
 import type { ProblemSetService } from "../services/problem-sets.ts";
 import type { GradingJob } from "./queue.ts";
-import { claim, claimableAt, fail, finish, release, renew, type Claimed, type ClaimedSubmission } from "./states.ts";
+import { claim, claimableAt, fail, finish, release, renew, type Claimed } from "./states.ts";
 import type { Semaphore } from "../lib/semaphore.ts";
 import type { ThreadPool } from "./threads/index.ts";
 import { runGraderBounded } from "./threads/run-grader.ts";
@@ -33,6 +33,16 @@ export interface GradeDeps {
 }
 
 type Finished = "graded" | "rejected" | "failed" | "skipped";
+/**
+ * What the run learned that its notices need, so they cost no read: whose submission (from the claim), and from the
+ * finish, the status it wrote and whether the course is linked to an LMS at all (else no passback to look up).
+ */
+export interface RunFacts {
+  assignmentId?: string;
+  userId?: string;
+  status?: "graded" | "rejected" | "failed";
+  lmsLinked?: boolean;
+}
 /** `busyUntil`: another worker holds a live lease on the run, or it is backing off, until then. */
 export type GradeOutcome = Finished | { busyUntil: Date };
 
@@ -58,12 +68,12 @@ export async function gradeSubmission(
   deps: GradeDeps,
   job: GradingJob,
   attempt: Attempt = { number: 1, last: true, backoffMs: 0 },
-  /** Told whose submission the run is as soon as the claim returns it (the gradebook's notice needs it; no extra read). */
-  claimed?: (s: Pick<ClaimedSubmission, "assignmentId" | "userId">) => void,
+  /** Filled in as the run goes (see RunFacts). */
+  facts: RunFacts = {},
 ): Promise<GradeOutcome> {
   const { db } = deps;
   const lease = await claim(db, job, newHolder(), deps.leaseMs);
-  if (lease) claimed?.(lease.submission);
+  if (lease) Object.assign(facts, { assignmentId: lease.submission.assignmentId, userId: lease.submission.userId });
   if (!lease) {
     const at = await claimableAt(db, job);
     return at ? { busyUntil: at } : outcome("skipped");
@@ -80,7 +90,7 @@ export async function gradeSubmission(
   }, deps.leaseMs / 3);
   renewal.unref();
   try {
-    return outcome(await gradeHeld(deps, lease));
+    return outcome(await gradeHeld(deps, lease, facts));
   } catch (err) {
     const reason = (err as Error).message;
     await (
@@ -94,7 +104,7 @@ export async function gradeSubmission(
   }
 }
 
-async function gradeHeld(deps: GradeDeps, lease: Claimed): Promise<Finished> {
+async function gradeHeld(deps: GradeDeps, lease: Claimed, facts: RunFacts): Promise<Finished> {
   const s = lease.submission;
   const problem = await deps.problemSets.loadGradable(s.problemId);
   const started = performance.now();
@@ -146,11 +156,12 @@ async function gradeHeld(deps: GradeDeps, lease: Claimed): Promise<Finished> {
       durationMs,
     },
   ).catch((e: unknown) => {
-    if (isUniqueViolation(e) || sqlState(e) === "23505") return false; // this run's grade is in already
+    if (isUniqueViolation(e) || sqlState(e) === "23505") return null; // this run's grade is in already
     throw e;
   });
   // A lost lease (taken over after it passed, or superseded by a regrade) writes nothing: the other holder's result stands.
   if (!finished) return "skipped";
+  Object.assign(facts, { status, lmsLinked: finished.lmsLinked });
   gradingDuration.observe({ grader: problem.grader.type, status }, durationMs / 1000);
   return status;
 }

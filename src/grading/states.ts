@@ -131,12 +131,13 @@ export interface GradeData {
 /**
  * The run's end: its outcome and its Grade in one statement (so one round trip, and atomic as any statement is),
  * by the lease holder of the current run only: the INSERT reads the UPDATE's row, so no Grade is written when the
- * UPDATE matched nothing. False (and nothing written) when the lease was lost: a late finish of a superseded or
+ * UPDATE matched nothing. Null (and nothing written) when the lease was lost: a late finish of a superseded or
  * taken-over run. A Grade of this run already present fails the whole statement (unique violation), status too.
+ * Also says whether the course is linked to an LMS (any LTI context), so grading looks up passbacks only then.
  */
-export async function finish(db: Client, lease: Lease, result: Finish, grade: GradeData): Promise<boolean> {
+export async function finish(db: Client, lease: Lease, result: Finish, grade: GradeData): Promise<{ lmsLinked: boolean } | null> {
   const json = (v: unknown) => (v === undefined || v === null ? null : JSON.stringify(v));
-  const rows = await db.$queryRaw<{ id: string }[]>`
+  const rows = await db.$queryRaw<{ id: string; lmsLinked: boolean }[]>`
     WITH done AS (
       UPDATE "Submission"
       SET status = ${to("finish", result.status)}, "gradedAt" = ${NOW}, "statusAt" = ${NOW}, "claimedBy" = NULL, "leaseUntil" = NULL,
@@ -150,8 +151,9 @@ export async function finish(db: Client, lease: Lease, result: Finish, grade: Gr
            ${grade.executionProvider ?? null}, ${grade.ortVersion ?? null}, ${grade.inputSeed ?? null}, ${json(grade.hashes)}::jsonb,
            ${json(grade.isolation)}::jsonb, ${Math.round(grade.durationMs)}, ${NOW}
     FROM done
-    RETURNING id::text`;
-  return rows.length === 1;
+    RETURNING id::text, EXISTS (SELECT 1 FROM "Submission" s JOIN "Assignment" a ON a.id = s."assignmentId"
+      JOIN "LtiContext" c ON c."courseId" = a."courseId" WHERE s.id = "Grade"."submissionId") AS "lmsLinked"`;
+  return rows[0] ? { lmsLinked: rows[0].lmsLinked } : null;
 }
 
 /**

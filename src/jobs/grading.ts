@@ -1,4 +1,4 @@
-import { gradeSubmission } from "../grading/grade-submission.ts";
+import { gradeSubmission, type RunFacts } from "../grading/grade-submission.ts";
 import { GRADING_JOB, gradingJobSchema, gradingRetry, jobIdFor, type GradingJob } from "../grading/queue.ts";
 import { recoverable, release, takeForRecovery } from "../grading/states.ts";
 import { gradingOutcomes } from "../metrics.ts";
@@ -7,10 +7,14 @@ import { announceSubmission } from "../services/submission-events.ts";
 import type { JobDeps, JobKind } from "./registry.ts";
 
 /** The LMS gradebook follows (LTI passback); never fails grading, whose grade is committed already. */
-async function passScoresOn(deps: JobDeps, submissionId: string, known?: { assignmentId: string; userId: string }): Promise<void> {
+async function passScoresOn(deps: JobDeps, submissionId: string, facts: RunFacts): Promise<void> {
   try {
-    const s = known ?? (await deps.db.submission.findUnique({ where: { id: submissionId }, select: { assignmentId: true, userId: true } }));
-    if (s) await scoresMayHaveChanged(deps, s.assignmentId, [s.userId]);
+    const { assignmentId, userId } = facts;
+    const s =
+      assignmentId && userId
+        ? { assignmentId, userId }
+        : await deps.db.submission.findUnique({ where: { id: submissionId }, select: { assignmentId: true, userId: true } });
+    if (s) await scoresMayHaveChanged(deps, s.assignmentId, [s.userId], { lmsLinked: facts.lmsLinked });
   } catch (err) {
     deps.log.warn({ err, submissionId }, "could not tell the gradebook's listeners about a grade");
   }
@@ -26,15 +30,16 @@ export const gradingKind: JobKind<GradingJob> = {
   async handle(ctx, job) {
     const { log } = ctx.deps;
     try {
-      let whose: { assignmentId: string; userId: string } | undefined;
-      const outcome = await gradeSubmission(ctx.deps, job, ctx.attempt, (s) => (whose = s));
+      const facts: RunFacts = {};
+      const outcome = await gradeSubmission(ctx.deps, job, ctx.attempt, facts);
       // Another worker holds a live lease on the run, or it is backing off: come back when that ends.
       if (typeof outcome === "object") return await ctx.delayUntil(outcome.busyUntil);
       log.info({ ...job, outcome, jobId: ctx.jobId }, "graded");
       // Long-polls and event streams on any API instance learn of the new status (after its commit).
-      await announceSubmission(ctx.deps, job.submissionId);
+      const { assignmentId, userId, status } = facts;
+      await announceSubmission(ctx.deps, job.submissionId, assignmentId && userId && status ? { assignmentId, userId, status } : undefined);
       // Also on "skipped" (a duplicate delivery): the first one may have died between its grade and this call.
-      await passScoresOn(ctx.deps, job.submissionId, whose);
+      await passScoresOn(ctx.deps, job.submissionId, facts);
       return outcome;
     } catch (err) {
       const { number, last } = ctx.attempt;

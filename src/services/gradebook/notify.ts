@@ -16,9 +16,12 @@ export async function scoresMayHaveChanged(
   deps: { db: Db; queue: GradingQueue; log: Logger },
   assignmentId: string,
   userIds: readonly string[],
+  /** lmsLinked false: the caller knows the course has no LTI context, so there is no passback to look up. */
+  known: { lmsLinked?: boolean } = {},
 ): Promise<void> {
   // Event streams (GET /v1/assignments/{id}/events) send a `grade` event; never throws.
   await announceGrades(deps, assignmentId, userIds);
+  if (known.lmsLinked === false) return;
   try {
     await queuePassbacks(deps, assignmentId, userIds);
   } catch (err) {
