@@ -1,6 +1,6 @@
 /**
  * End to end: N `choice` submissions (default 20,000) from 100 students, pushed at 32 connections as fast as the
- * API takes them, into the platform as `npm start` runs it (API and worker in one process, every default), then
+ * API takes them, into the platform as `npm start` runs it (the API and its worker child process, every default), then
  * waited for until all are graded. Reports graded/s (first accept → last grade) and accept-to-grade p50/p99 from
  * the rows' createdAt → gradedAt. Baseline in the same run: the bare route plus a bare BullMQ worker
  * (concurrency 16, own process) reading the row and writing a score.
@@ -32,7 +32,7 @@ const pool = new pg.Pool({ connectionString: db, max: 2 });
 const procs: Proc[] = [];
 
 try {
-  log("platform: npm start's command (API and worker in one process), defaults");
+  log("platform: npm start's command (the API and its worker child process), defaults");
   const all = await startPlatform("all", "all", platformEnv(db, prefix));
   procs.push(all);
   const seeded = await seedCourse(all.url, { students: Number(values.students), problemSet: "bench-choice", upload: true });

@@ -59,7 +59,7 @@ const procs: Proc[] = [];
 try {
   log(`seeding ${STUDENTS} students`);
   const { seeded } = await seedWithUnlimitedApi(platformEnv(db, prefix), { students: STUDENTS, problemSet: "dl-midterm-review" });
-  log("platform: npm start's command (API and worker in one process), defaults");
+  log("platform: npm start's command (the API and its worker child process), defaults");
   const all = await startPlatform("all", "all", platformEnv(db, prefix));
   procs.push(all);
 

@@ -4,7 +4,7 @@ import rateLimit from "@fastify/rate-limit";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import underPressure from "@fastify/under-pressure";
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { Redis } from "ioredis";
 import {
   jsonSchemaTransform,
@@ -84,13 +84,22 @@ declare module "fastify" {
   }
 }
 
+/** One access line per request, when it ends, with its method and URL: Fastify writes two, and a log line is a write. */
+class AccessLog extends LogController {
+  override incomingRequest(): void {}
+  override requestCompleted(error: Error | null | undefined, req: FastifyRequest, reply: FastifyReply): void {
+    const line = { req, res: reply, responseTime: reply.elapsedTime };
+    if (error) reply.log.error({ ...line, err: error }, "request errored");
+    else reply.log.info(line, "request completed");
+  }
+}
+
 /** The HTTP API without listening: main.ts listens, tests use inject(). */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config } = deps;
   const app = Fastify({
     logger: config.LOG_LEVEL === "silent" ? false : { level: config.LOG_LEVEL, serializers: { req: redactedRequest } },
-    // One access line per request (the onResponse hook below), not Fastify's two: a log write is a syscall.
-    disableRequestLogging: true,
+    logController: new AccessLog(),
     bodyLimit: config.BODY_LIMIT_BYTES,
     trustProxy: trustedProxies(config.TRUST_PROXY),
     frameworkErrors,
@@ -119,7 +128,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerQueueLag(deps.db);
 
   app.addHook("onResponse", async (req, reply) => {
-    req.log.info({ req, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime }, "request completed");
     httpDuration.observe(
       { method: req.method, route: req.routeOptions.url ?? "unknown", status: reply.statusCode },
       reply.elapsedTime / 1000,

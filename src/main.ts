@@ -11,7 +11,7 @@ import { checkSandbox, SandboxUnavailable } from "./grading/model-runtime.ts";
 import { createGradingQueue } from "./grading/queue.ts";
 import { startGradingWorker } from "./grading/worker.ts";
 import { startWorkerHttp } from "./grading/worker-http.ts";
-import { closeThreads, configureThreads } from "./grading/threads/index.ts";
+import { closeThreads, configureThreads, threadPool } from "./grading/threads/index.ts";
 import { closeSandboxPools } from "./grading/onnx/sandbox-pool.ts";
 import { bounded, drainWorker } from "./lib/shutdown.ts";
 import { startWorkerChildren } from "./lib/worker-children.ts";
@@ -87,6 +87,8 @@ async function main(mode: Mode) {
   // One grader-thread pool for the process: the API's bundle and model checks and the worker's graders.
   configureThreads(config);
 
+  // Started first, so they boot while the API loads problems/ (they read problems from the database when grading).
+  const workerChildren = children ? startWorkerChildren(children, config.WORKER_METRICS_PORT, log) : undefined;
   if (role !== "worker") {
     const app = await buildApp({ config, db, queue });
     if (config.LOAD_PROBLEMS) {
@@ -106,8 +108,11 @@ async function main(mode: Mode) {
     api = app;
   }
 
-  const workerChildren = children ? startWorkerChildren(children, config.WORKER_METRICS_PORT, log) : undefined;
   if (role !== "api") {
+    // Every grader thread booted, mathjs and the NLP model loaded, before the first job: an exam's first answers
+    // must not wait for module loading.
+    configureThreads(config, { preload: true });
+    await threadPool().warm();
     const services = buildServices({ config, db, queue }, log);
     worker = startGradingWorker(config, { db, problemSets: services.problemSets, queue }, log);
     outbox = startOutbox(db, queue, { graceMs: config.GRADING_STALE_AFTER_S * 1000, intervalMs: config.SWEEP_INTERVAL_S * 1000 }, log);

@@ -74,7 +74,16 @@ export async function startProcess(
   script: string,
   args: string[],
   env: Record<string, string>,
-  opts: { port?: number; portVar?: string; readyPath?: string; extraNodeArgs?: string[]; timeoutMs?: number; tsx?: boolean } = {},
+  opts: {
+    port?: number;
+    portVar?: string;
+    readyPath?: string;
+    /** Other URLs that must answer 200 too (npm start's worker child at its /healthz). */
+    alsoReady?: string[];
+    extraNodeArgs?: string[];
+    timeoutMs?: number;
+    tsx?: boolean;
+  } = {},
 ): Promise<Proc> {
   logDir ??= await mkdtemp(path.join(tmpdir(), "bench-"));
   const port = opts.port ?? (await freePort());
@@ -96,10 +105,12 @@ export async function startProcess(
   const url = `http://127.0.0.1:${port}`;
   const until = Date.now() + (opts.timeoutMs ?? 90_000);
   const tail = async () => (await readFile(logFile, "utf8").catch(() => "")).split("\n").slice(-30).join("\n");
-  for (;;) {
-    const ok = await fetch(`${url}${opts.readyPath ?? "/readyz"}`, { signal: AbortSignal.timeout(1000) })
+  const answers = (u: string) =>
+    fetch(u, { signal: AbortSignal.timeout(1000) })
       .then((r) => r.status === 200)
       .catch(() => false);
+  for (;;) {
+    const ok = (await Promise.all([`${url}${opts.readyPath ?? "/readyz"}`, ...(opts.alsoReady ?? [])].map(answers))).every(Boolean);
     if (ok) break;
     if (child.exitCode !== null) throw new Error(`${name} exited while starting:\n${await tail()}`);
     if (Date.now() > until) throw new Error(`${name} did not get ready:\n${await tail()}`);
@@ -150,10 +161,18 @@ function platformCommand(mode: "api" | "worker" | "all"): { script: string; args
   throw new Error(`cannot run npm's ${name} script as a process: ${scripts[name]}`);
 }
 
-/** The platform in `mode`: an API (or all-in-one) is ready at /readyz; a worker at its metrics port's /healthz. */
-export function startPlatform(name: string, mode: "api" | "worker" | "all", env: Record<string, string>, extraNodeArgs?: string[]) {
+/**
+ * The platform in `mode`: an API is ready at /readyz; a worker at its metrics port's /healthz; `npm start` (all)
+ * when both its API and its worker child are, as a platform started before an exam would be.
+ */
+export async function startPlatform(name: string, mode: "api" | "worker" | "all", env: Record<string, string>, extraNodeArgs?: string[]) {
   const { script, args, viaTsx } = platformCommand(mode);
   const opts = { extraNodeArgs, tsx: viaTsx };
   if (mode === "worker") return startProcess(name, script, args, env, { ...opts, portVar: "WORKER_METRICS_PORT", readyPath: "/healthz" });
+  if (mode === "all" && env.WORKER_PROCESSES !== "0") {
+    const workerPort = await freePort();
+    const withWorker = { ...env, WORKER_METRICS_PORT: String(workerPort) };
+    return startProcess(name, script, args, withWorker, { ...opts, alsoReady: [`http://127.0.0.1:${workerPort}/healthz`] });
+  }
   return startProcess(name, script, args, env, opts);
 }

@@ -11,6 +11,8 @@ import model from "wink-eng-lite-web-model";
 /** Lazily: loading the model costs ~70 ms, once per process or worker thread. */
 let nlp: WinkMethods | undefined;
 const winkOf = (): WinkMethods => (nlp ??= winkNLP(model, ["sbd", "pos"]));
+/** Loads the language model now (a grading worker's threads, at boot). */
+export const preloadNlp = (): void => void winkOf();
 
 export interface Token {
   /** Forms a phrase word may match: surface (lower case), lemma, hyphen-free and -ize spellings. */

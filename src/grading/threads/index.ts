@@ -24,6 +24,12 @@ export interface ThreadSettings {
   memoryMb: number;
   /** Budget of a task whose caller names none. */
   timeoutMs: number;
+  /**
+   * A grading worker's pool: every thread starts with the pool and loads mathjs and the NLP model as it boots, so
+   * the first grades after a start (an exam's first minute) do not queue behind module loading. The API's pool
+   * (bundle and model checks) stays lazy and small.
+   */
+  preload?: boolean;
 }
 
 /**
@@ -68,9 +74,11 @@ export class ThreadPool {
     this.pool = new Piscina({
       filename: new URL("./entry.mjs", import.meta.url).href,
       // A thread costs a second or more of module loading (mathjs alone is a thousand files), so one
-      // starts with the pool, more as tasks queue up, and those stay while there is work.
-      minThreads: 1,
+      // starts with the pool (every one in a grading worker's), more as tasks queue up, and those stay while
+      // there is work.
+      minThreads: settings.preload ? settings.threads : 1,
       maxThreads: settings.threads,
+      workerData: { preload: settings.preload === true },
       idleTimeout: 5 * 60_000,
       resourceLimits: {
         maxOldGenerationSizeMb: settings.memoryMb,
@@ -111,6 +119,16 @@ export class ThreadPool {
     }
   }
 
+  /** Resolves once every thread has booted (a grading worker's: with mathjs and the NLP model loaded); how many preloaded. */
+  async warm(): Promise<{ threads: number; preloaded: number }> {
+    const { threads } = this.settings;
+    const arrived = new Int32Array(new SharedArrayBuffer(4));
+    const answers = await Promise.all(
+      Array.from({ length: threads }, () => this.run({ kind: "warm", arrived, threads }, { timeoutMs: 60_000 })),
+    );
+    return { threads: new Set(this.threadIds).size, preloaded: answers.filter((a) => a.preloaded).length };
+  }
+
   /** Ids of the threads alive now: one that a budget or the heap cap terminated is gone from the list. */
   get threadIds(): number[] {
     return this.pool.threads.map((t) => t.threadId);
@@ -125,8 +143,10 @@ let settings: ThreadSettings | undefined;
 let shared: ThreadPool | undefined;
 
 /** Sets the shared pool's size, heap cap and default budget; the first call before the pool starts wins. */
-export function configureThreads(config: ThreadConfig): void {
-  if (!shared) settings ??= threadSettings(config);
+export function configureThreads(config: ThreadConfig, opts: { preload?: boolean } = {}): void {
+  if (shared) return;
+  settings ??= threadSettings(config);
+  if (opts.preload) settings.preload = true;
 }
 
 /** The process's pool, started on first use (from the environment's settings unless configured). */
