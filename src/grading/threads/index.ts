@@ -69,6 +69,9 @@ export interface RunOptions {
 
 export class ThreadPool {
   private readonly pool: Piscina;
+  /** Tasks sent and not yet begun, by id: each starts its budget's clock when its thread says it began. */
+  private readonly starting = new Map<number, () => void>();
+  private lastTaskId = 0;
 
   constructor(readonly settings: ThreadSettings) {
     this.pool = new Piscina({
@@ -88,6 +91,12 @@ export class ThreadPool {
     });
     // A thread that dies is replaced by piscina; its task has already been rejected.
     this.pool.on("error", () => undefined);
+    // A thread says on its own port when it begins a task (tasks.ts): one message, no channel made per task.
+    this.pool.on("message", (m: { started?: number }) => {
+      const start = m.started !== undefined ? this.starting.get(m.started) : undefined;
+      this.starting.delete(m.started!);
+      start?.();
+    });
   }
 
   /**
@@ -98,23 +107,20 @@ export class ThreadPool {
     const timeoutMs = opts.timeoutMs ?? this.settings.timeoutMs;
     const ac = new AbortController();
     let timer: NodeJS.Timeout | undefined;
-    const { port1, port2 } = new MessageChannel();
-    port1.once("message", () => {
-      timer = setTimeout(() => ac.abort(new ThreadTimeout(timeoutMs)), timeoutMs);
-      port1.close();
-    });
+    const id = ++this.lastTaskId;
+    this.starting.set(id, () => (timer = setTimeout(() => ac.abort(new ThreadTimeout(timeoutMs)), timeoutMs)));
     const forward = () => ac.abort(opts.signal!.reason);
     if (opts.signal?.aborted) forward();
     else opts.signal?.addEventListener("abort", forward, { once: true });
     try {
-      return (await this.pool.run({ ...task, started: port2 }, { signal: ac.signal, transferList: [port2] })) as TaskResult<T>;
+      return (await this.pool.run({ ...task, taskId: id }, { signal: ac.signal })) as TaskResult<T>;
     } catch (err) {
       if (ac.signal.aborted) throw ac.signal.reason;
       if ((err as { code?: string }).code === "ERR_WORKER_OUT_OF_MEMORY") throw new ThreadOutOfMemory(this.settings.memoryMb);
       throw err;
     } finally {
       clearTimeout(timer);
-      port1.close();
+      this.starting.delete(id);
       opts.signal?.removeEventListener("abort", forward);
     }
   }

@@ -1,4 +1,4 @@
-import type { MessagePort } from "node:worker_threads";
+import { parentPort } from "node:worker_threads";
 import { getGrader } from "../../../graders/index.ts";
 import { preloadMath } from "../../../graders/math.ts";
 import { preloadNlp } from "../../../graders/text/nlp.ts";
@@ -45,16 +45,15 @@ export function preload(): void {
 }
 
 /**
- * `started` tells the pool the task left the queue and began here, which is when its budget starts:
- * a thread that is still booting (about a second of module loading after a terminated one) or busy
- * with another task must not eat into it.
+ * The pool is told (on this thread's own port, `{ started: taskId }`) that the task left the queue and began here,
+ * which is when its budget starts: a thread that is still booting (about a second of module loading after a
+ * terminated one) or busy with another task must not eat into it.
  */
 export async function runTask({
-  started,
+  taskId,
   ...task
-}: Task & { started?: MessagePort }): Promise<GradeResult | LoadResult | PreflightResult | { preloaded: boolean }> {
-  started?.postMessage("started");
-  started?.close();
+}: Task & { taskId?: number }): Promise<GradeResult | LoadResult | PreflightResult | { preloaded: boolean }> {
+  if (taskId !== undefined) parentPort?.postMessage({ started: taskId });
   switch (task.kind) {
     case "grade": {
       const grader = getGrader(task.graderType);
