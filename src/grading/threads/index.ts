@@ -1,5 +1,4 @@
 import { availableParallelism } from "node:os";
-import { MessageChannel } from "node:worker_threads";
 import { Piscina } from "piscina";
 import type { ModelSpec } from "../../../graders/onnx/types.ts";
 import type { LoadResult, TarLimits } from "../../catalog/types.ts";
