@@ -27,4 +27,4 @@ ENV NODE_ENV=production PORT=3000
 # sandbox children run as it too (RLIMIT_NPROC binds only for a non-root account).
 USER node
 EXPOSE 3000
-CMD ["sh", "-c", "node dist/scripts/migrate.js && node dist/src/main.js all"]
+CMD ["sh", "-c", "node dist/scripts/migrate.js && exec node dist/src/main.js all"]

@@ -240,6 +240,7 @@ describe("a database outage", () => {
     const s = w.students[0]!;
     const sub = (await h.call("POST", submitUrl(a, "numeric-fixed"), { token: s.token, body: { answer: { value: 1 } } })).json();
     const principal = { userId: s.id, role: "user" as const, tokenId: null };
+    const other = { userId: w.students[1]!.id, role: "user" as const, tokenId: null };
     const database = new URL(h.config.DATABASE_URL).pathname.slice(1);
     await admin(
       `ALTER DATABASE "${database}" ALLOW_CONNECTIONS false`,
@@ -252,11 +253,16 @@ describe("a database outage", () => {
         expect(res.json().error).toMatchObject({ code: "DEPENDENCY_UNAVAILABLE", details: { dependency: "postgres" } });
         expect(res.headers["retry-after"]).toBe("5");
       }
+      // A student whose submit context this process kept (their earlier submission) gets as far as the insert.
+      const again = await h.call("POST", submitUrl(a, "numeric-fixed"), { token: s.token, body: { answer: { value: 1 } } });
+      expect(again.statusCode, again.body).toBe(503);
+      expect(again.json().error).toMatchObject({ code: "DEPENDENCY_UNAVAILABLE", details: { dependency: "postgres" } });
       // Past authentication, the services no longer turn a failed lookup into "not found".
       for (const call of [
         () => h.app.services.submissions.get(principal, sub.id),
         () => h.app.services.submissions.list(principal, a, {}),
-        () => h.app.services.submissions.authorize(principal, { assignmentId: a, problemSlug: "numeric-fixed", sendsModel: false }),
+        // Another student: no kept context, so the context is read (and fails).
+        () => h.app.services.submissions.authorize(other, { assignmentId: a, problemSlug: "numeric-fixed", sendsModel: false }),
       ]) {
         const err = await call().then(
           () => null,
