@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { audit, expectedFigures, Recovery, report, settle, type Figures } from "./helpers/check.ts";
 import { createCluster, FAULT_ENV, type Cluster, type Proc } from "./helpers/cluster.ts";
 import { Duplicator } from "./helpers/duplicates.ts";
-import { createAssignment, createWorld, startStream, type StreamOptions, type World } from "./helpers/load.ts";
+import { ANSWERS, createAssignment, createWorld, SLOW_ANSWER, startStream, type StreamOptions, type World } from "./helpers/load.ts";
 import { restartPostgres, restartRedis } from "./helpers/services.ts";
 
 /**
@@ -98,12 +98,14 @@ async function whenGrading(p: Proc, timeoutMs = 3000): Promise<boolean> {
 
 /**
  * SIGSTOPs the worker at a moment it holds a lease. A choice answer is graded within a millisecond, so a
- * lease seen before the signal is usually gone after it: stop, look, and resume to try again if it holds none.
+ * lease seen before the signal is usually gone after it: stop, let any statement it had already sent land (a
+ * finish in flight still commits), look, and resume to try again if it holds none.
  */
 async function pauseWhileGrading(p: Proc, timeoutMs: number): Promise<boolean> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     c.signal(p, "SIGSTOP");
+    await sleep(100);
     if (await holdsLease(p)) return true;
     c.signal(p, "SIGCONT");
     await sleep(10 + Math.random() * 40);
@@ -178,7 +180,7 @@ describe("guarantees under real faults", () => {
         await sleep(4 * Number(FAULT_ENV.GRADING_LOCK_MS) + 1000);
         c.signal(w, "SIGCONT");
       },
-      { onAccepted: (s) => n++ % 5 === 0 && dup.want(s.id!) },
+      { onAccepted: (s) => n++ % 5 === 0 && dup.want(s.id!), answers: [...ANSWERS, SLOW_ANSWER] },
     );
     await dup.stop();
     console.log(`[faults] duplicate delivery: ${dup.added} jobs delivered twice; worker paused while grading: ${paused}`);

@@ -14,6 +14,17 @@ export const ANSWERS = [
   { problem: "numeric-fixed", answer: { value: 3.1416 }, score: 1 },
   { problem: "numeric-fixed", answer: { value: 3 }, score: 0 },
 ] as const;
+export type Answer = { problem: string; answer: unknown; score: number };
+
+/**
+ * Right, and about 30 ms to grade in a thread (190 terms the grader must evaluate at every sample): a worker holds
+ * its lease long enough to be caught holding it (the paused-worker fault), where a choice grade takes microseconds.
+ */
+export const SLOW_ANSWER: Answer = {
+  problem: "expression",
+  answer: { expression: `1 / (H * W) + 0 * (${"sin(H) + ".repeat(190)}0)` },
+  score: 2,
+};
 
 export interface World {
   baseUrl: string;
@@ -104,6 +115,8 @@ export interface StreamOptions {
   /** How long one answer may keep retrying. */
   answerDeadlineMs?: number;
   onAccepted?: (s: Sent) => void;
+  /** The answers sent in turn; ANSWERS unless a fault needs others. */
+  answers?: readonly Answer[];
   /** The last answers wait for this, so the faults happen during the stream however slow the machine is. */
   tail?: { share: number; after: Promise<unknown> };
 }
@@ -197,7 +210,8 @@ export function startStream(world: World, opts: StreamOptions): Stream {
       const i = next++;
       if (i >= opts.total) return;
       if (opts.tail && i >= opts.tail.share * opts.total) await opts.tail.after.catch(() => undefined);
-      const a = ANSWERS[i % ANSWERS.length]!;
+      const answers = opts.answers ?? ANSWERS;
+      const a = answers[i % answers.length]!;
       const s: Sent = { key: randomUUID(), student: i % world.students.length, problem: a.problem, score: a.score };
       sent.push(s);
       f.sent++;
