@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: every benchmark in sequence, each in its own process (ingest, end to end, exam spike, scale-out,
- * ONNX overhead, export), each printing its table and writing its JSON to bench/results/. `--quick` runs each with
+ * ONNX overhead, export, start-up, worker drain), each printing its table and writing its JSON to bench/results/. `--quick` runs each with
  * small counts and short durations, to check that the suite works, not to measure.
  *
  *   npm run bench [-- --quick] [-- --only ingest,e2e]
@@ -22,6 +22,8 @@ const SUITE: [string, string, string[]][] = [
   ["scale-out", "bench:scale", ["--quick"]],
   ["onnx", "bench:onnx", ["--repeats", "3"]],
   ["export", "bench:export", ["--repeats", "1"]],
+  ["startup", "bench:startup", ["--restarts", "1"]],
+  ["worker", "bench:worker", ["--count", "500"]],
 ];
 const only = values.only?.split(",");
 const outcomes = [];
