@@ -80,9 +80,12 @@ async function withBacklog(fault: () => Promise<unknown>): Promise<number> {
   }
 }
 
-/** Whether this worker holds a grading lease in Postgres right now. */
-async function holdsLease(p: Proc): Promise<boolean> {
-  const { rows } = await c.pool.query<{ by: string | null }>(`SELECT "claimedBy" AS by FROM "Submission" WHERE status = 'running'`);
+/** Whether this worker holds a grading lease in Postgres right now (on a submission to `problem`, if given). */
+async function holdsLease(p: Proc, problem?: string): Promise<boolean> {
+  const { rows } = await c.pool.query<{ by: string | null }>(
+    `SELECT "claimedBy" AS by FROM "Submission" WHERE status = 'running' AND ($1::text IS NULL OR "problemSlug" = $1)`,
+    [problem ?? null],
+  );
   return rows.some((r) => r.by?.split(":")[1] === String(c.pid(p)));
 }
 
@@ -97,18 +100,19 @@ async function whenGrading(p: Proc, timeoutMs = 3000): Promise<boolean> {
 }
 
 /**
- * SIGSTOPs the worker at a moment it holds a lease. A choice answer is graded within a millisecond, so a
- * lease seen before the signal is usually gone after it: stop, let any statement it had already sent land (a
- * finish in flight still commits), look, and resume to try again if it holds none.
+ * SIGSTOPs the worker at a moment it holds a lease. Only a slow answer's lease (SLOW_ANSWER, ~30 ms to grade) is
+ * held long enough to be seen and then stopped: the worker is stopped as soon as one is seen, any statement it had
+ * already sent is let land (a finish in flight still commits), and if the lease is gone it is resumed and watched
+ * again. It is never stopped on a guess, so the other worker does not take all the slow answers meanwhile.
  */
 async function pauseWhileGrading(p: Proc, timeoutMs: number): Promise<boolean> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
+    if (!(await holdsLease(p, SLOW_ANSWER.problem))) continue;
     c.signal(p, "SIGSTOP");
     await sleep(100);
     if (await holdsLease(p)) return true;
     c.signal(p, "SIGCONT");
-    await sleep(10 + Math.random() * 40);
   }
   c.signal(p, "SIGSTOP");
   return false;
