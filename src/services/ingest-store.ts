@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import pg from "pg";
+import { resilientPool } from "../lib/pg-pool.ts";
 import type { Assignment } from "../generated/prisma/client.ts";
 import { BadRequestError } from "../errors.ts";
 import { RAN_REJECTION_CODES, type AssignmentPolicy, type ExtensionFacts } from "./gradebook/policy.ts";
@@ -148,13 +149,12 @@ export class IngestStore {
   /** Made on first use: a process that never takes a submission (a worker) opens no connection for it. */
   private get db(): pg.Pool {
     if (!this.pool) {
-      this.pool = new pg.Pool({
+      this.pool = resilientPool({
         connectionString: this.databaseUrl,
         max: this.poolMax,
         connectionTimeoutMillis: 10_000,
         allowExitOnIdle: true,
       });
-      this.pool.on("error", () => undefined); // an idle connection dropped by the server: the pool replaces it
     }
     return this.pool;
   }

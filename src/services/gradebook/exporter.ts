@@ -1,7 +1,8 @@
 import type { Readable } from "node:stream";
-import pg from "pg";
+import type pg from "pg";
 import { round6 } from "../../../graders/result.ts";
 import { NotFoundError } from "../../errors.ts";
+import { resilientPool } from "../../lib/pg-pool.ts";
 import { csvExport, jsonExport } from "./export-formats.ts";
 import { streamStudentGrades, type ExportAssignment, type ExportProblem } from "./export-stream.ts";
 import { assignmentPolicy, type AssignmentRules } from "./policy.ts";
@@ -74,10 +75,7 @@ export class GradeExporter {
   private cursorPool(): pg.Pool {
     // A few connections: each export holds one for its whole length, and exports are rare, admin-driven work.
     if (!this.pool) {
-      this.pool = new pg.Pool({ connectionString: this.databaseUrl, max: 4, idleTimeoutMillis: 30_000 });
-      // An idle connection that Postgres closes (restart, admin command) is dropped by the pool; without a
-      // listener its error event would crash the process. A checked-out one fails its export instead.
-      this.pool.on("error", () => undefined);
+      this.pool = resilientPool({ connectionString: this.databaseUrl, max: 4, idleTimeoutMillis: 30_000 });
     }
     return this.pool;
   }

@@ -11,7 +11,7 @@ export class Recovery {
   constructor(
     private readonly pool: pg.Pool,
     private readonly baseUrl: string,
-    private readonly timeoutMs = 180_000,
+    private readonly timeoutMs = 120_000, // within the test's 240 s, so a test that never recovers still reports why
   ) {}
 
   mark(sent: Sent[]): void {
@@ -22,25 +22,38 @@ export class Recovery {
 
   private async until(ids: string[]) {
     const deadline = Date.now() + this.timeoutMs;
+    let last = "nothing checked yet";
     for (; Date.now() < deadline; await sleep(250)) {
       try {
         const ready = await fetch(`${this.baseUrl}/readyz`, { signal: AbortSignal.timeout(2000) });
-        if (ready.status !== 200) continue;
+        if (ready.status !== 200) {
+          last = `/readyz ${ready.status} ${await ready.text()}`;
+          continue;
+        }
         const { rows } = await this.pool.query(
-          `SELECT count(*)::int AS n FROM "Submission" WHERE id = ANY($1::uuid[]) AND NOT (${PENDING})`,
+          `SELECT status, count(*)::int AS n FROM "Submission" WHERE id = ANY($1::uuid[]) AND ${PENDING} GROUP BY status`,
           [ids],
         );
-        if (rows[0].n === ids.length) return;
-      } catch {
-        // the API or Postgres is still down: that is what is being timed
+        if (rows.length === 0) return;
+        last = `of ${ids.length} answers, still ${rows.map((r) => `${r.n} ${r.status}`).join(", ")}`;
+      } catch (e) {
+        last = `${(e as Error).message}`; // the API or Postgres is still down: that is what is being timed
       }
     }
-    throw new Error(`not recovered within ${this.timeoutMs} ms`);
+    // What was still missing says which part did not come back.
+    throw new Error(`not recovered within ${this.timeoutMs} ms: ${last}`);
   }
 
   /** Each fault's recovery (ms), NaN for one that never recovered. */
   all(): Promise<number[]> {
-    return Promise.all(this.waits.map((w) => w.catch(() => NaN)));
+    return Promise.all(
+      this.waits.map((w) =>
+        w.catch((e: Error) => {
+          console.log(`[faults] ${e.message}`);
+          return NaN;
+        }),
+      ),
+    );
   }
 }
 
