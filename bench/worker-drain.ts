@@ -23,7 +23,7 @@ const { values } = parseArgs({
   },
 });
 const COUNT = Number(values.count);
-const extraEnv = Object.fromEntries(values.env.map((kv) => kv.split("=", 2) as [string, string]));
+const extraEnv = Object.fromEntries(values.env.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
 const db = await freshDatabase(`drain_${values.label}`);
 const prefix = queuePrefix("drain");
 const pool = new pg.Pool({ connectionString: db, max: 2 });

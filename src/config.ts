@@ -106,6 +106,11 @@ const schema = z.object({
   PROBLEM_CACHE_MB: z.coerce.number().min(0).default(256),
   /** Byte budget of a process's cache of parsed problem configs (by problem id). */
   PROBLEM_CONFIG_CACHE_MB: z.coerce.number().min(0).default(32),
+  /**
+   * Submissions (JSON answers) that arrive while earlier ones are being written go to Postgres together, up to this
+   * many per statement and commit (1: one each). Alone, a submission is written at once, so this adds no latency.
+   */
+  INGEST_BATCH_MAX: z.coerce.number().int().min(1).max(256).default(32),
   /** On SIGTERM/SIGINT, how long running grades may take to finish before they are handed back to the queue. */
   SHUTDOWN_GRACE_S: z.coerce.number().min(0).default(25),
   /** The API answers 503 + Retry-After past any of these (0 turns one off): event-loop delay, heap, resident memory. */

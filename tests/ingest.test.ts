@@ -152,6 +152,28 @@ describe("bad input", () => {
   });
 });
 
+describe("submissions written together (INGEST_BATCH_MAX)", () => {
+  it("a NUL answer among concurrent submissions of two students fails alone; the rest keep their own attempts", async () => {
+    const a = await assign();
+    // Sent at once, they share statements; the one Postgres refuses takes its statement down, whose others are
+    // then written one by one.
+    const rs = await burst(12, (i) =>
+      i === 5 ? post(a, s1, { text: "mode \u0000 collapse" }, {}, "short-text") : post(a, i % 2 ? s1 : s0, RIGHT),
+    );
+    expect(rs[5]!.statusCode).toBe(400);
+    expect(codes(rs)).toEqual({ 202: 11, 400: 1 });
+    const rows = await h.db.submission.findMany({ where: { assignmentId: a } });
+    const attempts = (u: string) =>
+      rows
+        .filter((r) => r.userId === u)
+        .map((r) => r.attempt)
+        .sort((x, y) => x - y);
+    expect(attempts(s0.id)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(attempts(s1.id)).toEqual([1, 2, 3, 4, 5]);
+    expect(await h.db.auditEvent.count({ where: { action: "submission.create", entityId: { in: rows.map((r) => r.id) } } })).toBe(11);
+  });
+});
+
 describe("the principal cache (AUTH_CACHE_TTL_S)", () => {
   const me = (token: string) => h.call("GET", "/v1/me", { token });
   const newToken = async (who: Person) =>

@@ -17,6 +17,7 @@ import {
   type Outcome,
   type State,
 } from "../src/grading/states.ts";
+import { coalescedRunWrites, type RunWrites } from "../src/grading/run-writes.ts";
 import { createAssignment, createHarness, createWorld, type Harness, type World } from "./helpers/harness.ts";
 
 let h: Harness;
@@ -38,6 +39,10 @@ beforeAll(async () => {
   template = { assignmentId, userId: s.userId, problemSlug: s.problemSlug, problemId: s.problemId, seed: s.seed };
 });
 afterAll(() => h?.close());
+let coalesced: RunWrites;
+beforeAll(() => {
+  coalesced = coalescedRunWrites(h.db, 16);
+});
 
 /** A fresh queued submission (no job: these tests drive the state machine directly). */
 const newSubmission = async () => (await h.db.submission.create({ data: { ...template, attempt: attempt++, answer: {} } })).id;
@@ -110,6 +115,65 @@ describe("leases", () => {
     await h.db.submission.update({ where: { id }, data: { leaseUntil: new Date(Date.now() - 1) } });
     expect(await release(h.db, a, null, "stalled", 0)).toBe(true);
     expect((await h.db.submission.findUniqueOrThrow({ where: { id } })).status).toBe("queued");
+  });
+});
+
+describe("a worker's writes in batches (coalescedRunWrites): each run keeps its own precondition", () => {
+  const ref = (submissionId: string) => ({ submissionId, run: 1 });
+
+  it("claims: a free run is taken, a held one is not, and one run asked twice in a batch goes to one of the two", async () => {
+    const [free, held, twice] = [await newSubmission(), await newSubmission(), await newSubmission()];
+    await claim(h.db, ref(held), "other", 60_000);
+    const w = coalescedRunWrites(h.db, 16);
+    // The first call goes alone; the four that arrive while it is in flight share the next statement.
+    const [first, ...rest] = await Promise.all([
+      w.claim({ ...ref(await newSubmission()), holder: "x0", leaseMs: 60_000 }),
+      w.claim({ ...ref(free), holder: "x1", leaseMs: 60_000 }),
+      w.claim({ ...ref(held), holder: "x2", leaseMs: 60_000 }),
+      w.claim({ ...ref(twice), holder: "x3", leaseMs: 60_000 }),
+      w.claim({ ...ref(twice), holder: "x4", leaseMs: 60_000 }),
+    ]);
+    expect(first).toMatchObject({ holder: "x0", claims: 1 });
+    expect(rest[0]).toMatchObject({ submissionId: free, holder: "x1", claims: 1, submission: { problemId: template.problemId } });
+    expect(rest[1]).toBeNull();
+    expect(rest.slice(2).filter(Boolean)).toHaveLength(1);
+    const row = await h.db.submission.findUniqueOrThrow({ where: { id: twice } });
+    expect(row.claimedBy).toBe(rest.slice(2).find(Boolean)!.holder);
+  });
+
+  it("finishes: a lost lease writes nothing while the rest of its batch is written; a failing one fails alone", async () => {
+    const ids = [await newSubmission(), await newSubmission(), await newSubmission(), await newSubmission()];
+    const leases = await Promise.all(ids.map((id, i) => claim(h.db, ref(id), `f${i}`, 60_000)));
+    await supersede(h.db, ids[1]!); // its lease is void
+    // A grade of this run already there: its finish violates the unique key, and with it the whole batch's statement.
+    await h.db.grade.create({
+      data: {
+        submissionId: ids[2]!,
+        run: 1,
+        status: "graded",
+        score: 0,
+        rawScore: 0,
+        maxScore: 1,
+        feedback: {},
+        problemId: template.problemId,
+        graderType: "test",
+        graderVersion: "1",
+        durationMs: 1,
+      },
+    });
+    const w = coalescedRunWrites(h.db, 16);
+    const out = await Promise.allSettled(leases.map((l) => w.finish({ lease: l!, result: result("graded"), grade: gradeData() })));
+    expect(out.map((o) => o.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled"]);
+    expect(out.map((o) => (o.status === "fulfilled" ? o.value : "error"))).toEqual([
+      { lmsLinked: false },
+      null,
+      "error",
+      { lmsLinked: false },
+    ]);
+    const rows = await h.db.submission.findMany({ where: { id: { in: ids } }, include: { grades: true } });
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    expect(ids.map((id) => byId.get(id)!.status)).toEqual(["graded", "queued", "running", "graded"]);
+    expect(ids.map((id) => byId.get(id)!.grades.length)).toEqual([1, 0, 1, 1]);
   });
 });
 
@@ -194,7 +258,8 @@ async function apply(s: Step, subs: SubModel[], leases: (Lease | null)[], tokens
       const m = subs[s.sub]!;
       const claimable = (m.status === "queued" && !m.backingOff) || (m.status === "running" && m.expired);
       const holders = s.workers.map((wk) => `w${wk}:${tokens.n++}`);
-      const got = await Promise.all(holders.map((holder) => claim(h.db, { submissionId: m.id, run: m.run }, holder, 60_000)));
+      // Through a worker's coalesced writes: racing claims of one run share a statement, which must still pick one.
+      const got = await Promise.all(holders.map((holder) => coalesced.claim({ submissionId: m.id, run: m.run, holder, leaseMs: 60_000 })));
       const winners = got.filter((g) => g !== null);
       expect(winners).toHaveLength(claimable ? 1 : 0); // never two: the second claim fails while the lease lives
       if (winners[0]) {

@@ -9,7 +9,8 @@ import { isUniqueViolation } from "../lib/prisma-errors.ts";
 import { gradingDuration, gradingOutcomes } from "../metrics.ts";
 import type { ProblemSetService } from "../services/problem-sets.ts";
 import type { GradingJob } from "./queue.ts";
-import { claim, claimableAt, fail, finish, release, renew, type Claimed } from "./states.ts";
+import { claimableAt, fail, release, renew, type Claimed } from "./states.ts";
+import { directRunWrites, type RunWrites } from "./run-writes.ts";
 import type { Semaphore } from "../lib/semaphore.ts";
 import type { ThreadPool } from "./threads/index.ts";
 import { runGraderBounded } from "./threads/run-grader.ts";
@@ -30,6 +31,8 @@ export interface GradeDeps {
   threads: ThreadPool;
   /** Model grades running at once (each may hold two sandbox children); the others wait before their budget starts. */
   modelSlots?: Semaphore;
+  /** How claims and finishes reach Postgres: a statement each by default; a worker coalesces its concurrent jobs'. */
+  runWrites?: RunWrites;
 }
 
 type Finished = "graded" | "rejected" | "failed" | "skipped";
@@ -72,7 +75,7 @@ export async function gradeSubmission(
   facts: RunFacts = {},
 ): Promise<GradeOutcome> {
   const { db } = deps;
-  const lease = await claim(db, job, newHolder(), deps.leaseMs);
+  const lease = await writes(deps).claim({ ...job, holder: newHolder(), leaseMs: deps.leaseMs });
   if (lease) Object.assign(facts, { assignmentId: lease.submission.assignmentId, userId: lease.submission.userId });
   if (!lease) {
     const at = await claimableAt(db, job);
@@ -129,36 +132,37 @@ async function gradeHeld(deps: GradeDeps, lease: Claimed, facts: RunFacts): Prom
   const r: GradeResult = gradeResultSchema.parse(result);
   const status = r.status === "graded" ? "graded" : r.status === "rejected" ? "rejected" : "failed";
 
-  const finished = await finish(
-    deps.db,
-    lease,
-    {
-      status,
-      lastError: r.status === "error" ? r.feedback.summary : null,
-      lastErrorCode: r.status === "graded" ? null : (r.code ?? null),
-    },
-    {
-      status: r.status,
-      rawScore: round6(r.score),
-      score: round6(r.score * s.lateFactor),
-      maxScore: r.maxScore,
-      feedback: r.feedback,
-      needsReview: r.needsReview ?? false,
-      problemId: problem.id,
-      graderType: problem.grader.type,
-      graderVersion: problem.grader.version,
-      executionProvider: r.provenance?.executionProvider,
-      ortVersion: r.provenance?.ortVersion,
-      inputSeed: r.provenance?.inputSeed,
-      // How the model ran (memory cap, account, network), when one ran: the sandbox's facts on this host.
-      isolation: r.provenance ? { ...deps.modelRuntime().isolation } : undefined,
-      hashes: { ...(s.modelSha256 ? { model: s.modelSha256 } : {}), assets: problem.assetHashes },
-      durationMs,
-    },
-  ).catch((e: unknown) => {
-    if (isUniqueViolation(e) || sqlState(e) === "23505") return null; // this run's grade is in already
-    throw e;
-  });
+  const finished = await writes(deps)
+    .finish({
+      lease,
+      result: {
+        status,
+        lastError: r.status === "error" ? r.feedback.summary : null,
+        lastErrorCode: r.status === "graded" ? null : (r.code ?? null),
+      },
+      grade: {
+        status: r.status,
+        rawScore: round6(r.score),
+        score: round6(r.score * s.lateFactor),
+        maxScore: r.maxScore,
+        feedback: r.feedback,
+        needsReview: r.needsReview ?? false,
+        problemId: problem.id,
+        graderType: problem.grader.type,
+        graderVersion: problem.grader.version,
+        executionProvider: r.provenance?.executionProvider,
+        ortVersion: r.provenance?.ortVersion,
+        inputSeed: r.provenance?.inputSeed,
+        // How the model ran (memory cap, account, network), when one ran: the sandbox's facts on this host.
+        isolation: r.provenance ? { ...deps.modelRuntime().isolation } : undefined,
+        hashes: { ...(s.modelSha256 ? { model: s.modelSha256 } : {}), assets: problem.assetHashes },
+        durationMs,
+      },
+    })
+    .catch((e: unknown) => {
+      if (isUniqueViolation(e) || sqlState(e) === "23505") return null; // this run's grade is in already
+      throw e;
+    });
   // A lost lease (taken over after it passed, or superseded by a regrade) writes nothing: the other holder's result stands.
   if (!finished) return "skipped";
   Object.assign(facts, { status, lmsLinked: finished.lmsLinked });
@@ -170,6 +174,8 @@ async function loadModel(db: Db, sha256: string): Promise<Uint8Array> {
   const blob = await db.blob.findUniqueOrThrow({ where: { sha256 } });
   return new Uint8Array(blob.data);
 }
+
+const writes = (deps: GradeDeps) => deps.runWrites ?? directRunWrites(deps.db);
 
 function outcome<O extends Finished>(o: O): O {
   gradingOutcomes.inc({ outcome: o });

@@ -73,27 +73,49 @@ const after = (ms: number) => Prisma.sql`(${NOW} + ${Math.round(ms)}::int * inte
 const status = (s: State) => Prisma.sql`${s}::"SubmissionStatus"`;
 /** The table above, applied: a transition's UPDATE matches only rows in the states it may leave. */
 const from = (op: Transition) => Prisma.sql`status IN (${Prisma.join(TRANSITIONS[op].from.map(status))})`;
-function to(op: Transition, s: State) {
+function enters<S extends State>(op: Transition, s: S): S {
   if (!(TRANSITIONS[op].to as readonly State[]).includes(s)) throw new Error(`${op} cannot enter ${s}`);
-  return status(s);
+  return s;
 }
+const to = (op: Transition, s: State) => status(enters(op, s));
 /** The claim's precondition, shared with claimableAt so both say the same thing. */
 const CLAIMABLE = Prisma.sql`(
   (status = 'queued' AND ("availableAt" IS NULL OR "availableAt" <= ${NOW}))
   OR (status = 'running' AND ("leaseUntil" IS NULL OR "leaseUntil" < ${NOW})))`;
 
+/**
+ * The batch's ids as an array the planner sees: joined to a json recordset alone (estimated at 100 rows), it would
+ * scan every queued row for each batch, growing with the backlog; by primary key it reads only the batch's rows.
+ */
+const byIds = (ids: string[]) => Prisma.sql`string_to_array(${ids.join(",")}, ',')::uuid[]`;
+
 /** Takes the run if nobody holds a live lease on it; null otherwise (superseded, finished, held, backing off). */
 export async function claim(db: Client, ref: RunRef, holder: string, leaseMs: number): Promise<Claimed | null> {
-  const rows = await db.$queryRaw<({ claims: number; leaseUntil: Date } & ClaimedSubmission)[]>`
-    UPDATE "Submission"
-    SET status = ${to("claim", "running")}, "claimedBy" = ${holder}, "leaseUntil" = ${after(leaseMs)},
-        "availableAt" = NULL, "statusAt" = ${NOW}, claims = claims + 1
-    WHERE id = ${ref.submissionId}::uuid AND "gradingRun" = ${ref.run} AND ${from("claim")} AND ${CLAIMABLE}
-    RETURNING claims, "leaseUntil", "assignmentId"::text, "userId"::text, "problemId"::text, answer, seed, "modelSha256", "lateFactor"`;
-  const r = rows[0];
-  if (!r) return null;
-  const { claims, leaseUntil, ...submission } = r;
-  return { ...ref, holder, claims, leaseUntil, submission };
+  return (await claimMany(db, [{ ...ref, holder, leaseMs }]))[0]!;
+}
+
+export interface ClaimRequest extends Lease {
+  leaseMs: number;
+}
+
+/** claim() of several runs in one statement (one round trip, one commit); answers in the order asked. */
+export async function claimMany(db: Client, asked: ClaimRequest[]): Promise<(Claimed | null)[]> {
+  const rows = await db.$queryRaw<({ id: string; claimedBy: string; claims: number; leaseUntil: Date } & ClaimedSubmission)[]>`
+    UPDATE "Submission" AS s
+    SET status = ${to("claim", "running")}, "claimedBy" = j.holder, "leaseUntil" = ${NOW} + j."leaseMs" * interval '1 millisecond',
+        "availableAt" = NULL, "statusAt" = ${NOW}, claims = s.claims + 1
+    FROM jsonb_to_recordset(${JSON.stringify(asked.map((a) => ({ id: a.submissionId, run: a.run, holder: a.holder, leaseMs: Math.round(a.leaseMs) })))}::jsonb)
+      AS j(id uuid, run int, holder text, "leaseMs" int)
+    WHERE s.id = j.id AND s.id = ANY(${byIds(asked.map((a) => a.submissionId))}) AND s."gradingRun" = j.run AND ${from("claim")} AND ${CLAIMABLE}
+    RETURNING s.id::text, s."claimedBy", s.claims, s."leaseUntil", s."assignmentId"::text, s."userId"::text, s."problemId"::text,
+              s.answer, s.seed, s."modelSha256", s."lateFactor"`;
+  // The same run asked twice in one batch is taken by one of the two, as it would be by two statements.
+  return asked.map((a) => {
+    const r = rows.find((x) => x.id === a.submissionId && x.claimedBy === a.holder);
+    if (!r) return null;
+    const { id: _id, claimedBy: _by, claims, leaseUntil, ...submission } = r;
+    return { submissionId: a.submissionId, run: a.run, holder: a.holder, claims, leaseUntil, submission };
+  });
 }
 
 /** Extends the holder's lease; false once it is lost (taken over after expiry, superseded, released). */
@@ -136,24 +158,57 @@ export interface GradeData {
  * Also says whether the course is linked to an LMS (any LTI context), so grading looks up passbacks only then.
  */
 export async function finish(db: Client, lease: Lease, result: Finish, grade: GradeData): Promise<{ lmsLinked: boolean } | null> {
-  const json = (v: unknown) => (v === undefined || v === null ? null : JSON.stringify(v));
+  return (await finishMany(db, [{ lease, result, grade }]))[0]!;
+}
+
+export interface FinishRequest {
+  lease: Lease;
+  result: Finish;
+  grade: GradeData;
+}
+
+/** finish() of several runs in one statement (one round trip, one commit); answers in the order asked. */
+export async function finishMany(db: Client, asked: FinishRequest[]): Promise<({ lmsLinked: boolean } | null)[]> {
+  const runs = asked.map(({ lease, result, grade: g }) => ({
+    id: lease.submissionId,
+    run: lease.run,
+    holder: lease.holder,
+    outcome: enters("finish", result.status),
+    lastError: result.lastError?.slice(0, 2000) ?? null,
+    lastErrorCode: result.lastErrorCode,
+    gradeId: randomUUID(),
+    ...{ gradeStatus: g.status, score: g.score, rawScore: g.rawScore, maxScore: g.maxScore, feedback: g.feedback ?? null },
+    ...{ needsReview: g.needsReview ?? false, problemId: g.problemId, graderType: g.graderType, graderVersion: g.graderVersion },
+    ...{ executionProvider: g.executionProvider ?? null, ortVersion: g.ortVersion ?? null, inputSeed: g.inputSeed ?? null },
+    ...{ hashes: g.hashes ?? null, isolation: g.isolation ?? null, durationMs: Math.round(g.durationMs) },
+  }));
   const rows = await db.$queryRaw<{ id: string; lmsLinked: boolean }[]>`
-    WITH done AS (
-      UPDATE "Submission"
-      SET status = ${to("finish", result.status)}, "gradedAt" = ${NOW}, "statusAt" = ${NOW}, "claimedBy" = NULL, "leaseUntil" = NULL,
-          "lastError" = ${result.lastError?.slice(0, 2000) ?? null}, "lastErrorCode" = ${result.lastErrorCode}
-      WHERE id = ${lease.submissionId}::uuid AND "gradingRun" = ${lease.run} AND ${from("finish")} AND "claimedBy" = ${lease.holder}
-      RETURNING id)
+    WITH j AS (
+      SELECT * FROM jsonb_to_recordset(${JSON.stringify(runs)}::jsonb) AS x(
+        id uuid, run int, holder text, outcome text, "lastError" text, "lastErrorCode" text, "gradeId" uuid, "gradeStatus" text,
+        score float8, "rawScore" float8, "maxScore" float8, feedback jsonb, "needsReview" boolean, "problemId" uuid,
+        "graderType" text, "graderVersion" text, "executionProvider" text, "ortVersion" text, "inputSeed" text,
+        hashes jsonb, isolation jsonb, "durationMs" int)),
+    done AS (
+      UPDATE "Submission" AS s
+      SET status = j.outcome::"SubmissionStatus", "gradedAt" = ${NOW}, "statusAt" = ${NOW}, "claimedBy" = NULL, "leaseUntil" = NULL,
+          "lastError" = j."lastError", "lastErrorCode" = j."lastErrorCode"
+      FROM j
+      WHERE s.id = j.id AND s.id = ANY(${byIds(runs.map((r) => r.id))}) AND s."gradingRun" = j.run AND ${from("finish")}
+        AND s."claimedBy" = j.holder
+      RETURNING s.id, j.holder)
     INSERT INTO "Grade" (id, "submissionId", run, status, score, "rawScore", "maxScore", feedback, "needsReview", "problemId",
                          "graderType", "graderVersion", "executionProvider", "ortVersion", "inputSeed", hashes, isolation, "durationMs", "createdAt")
-    SELECT ${randomUUID()}::uuid, done.id, ${lease.run}, ${grade.status}::"GradeStatus", ${grade.score}, ${grade.rawScore}, ${grade.maxScore},
-           ${json(grade.feedback)}::jsonb, ${grade.needsReview ?? false}, ${grade.problemId}::uuid, ${grade.graderType}, ${grade.graderVersion},
-           ${grade.executionProvider ?? null}, ${grade.ortVersion ?? null}, ${grade.inputSeed ?? null}, ${json(grade.hashes)}::jsonb,
-           ${json(grade.isolation)}::jsonb, ${Math.round(grade.durationMs)}, ${NOW}
-    FROM done
+    SELECT j."gradeId", j.id, j.run, j."gradeStatus"::"GradeStatus", j.score, j."rawScore", j."maxScore", j.feedback, j."needsReview",
+           j."problemId", j."graderType", j."graderVersion", j."executionProvider", j."ortVersion", j."inputSeed", j.hashes,
+           j.isolation, j."durationMs", ${NOW}
+    FROM j JOIN done ON done.id = j.id AND done.holder = j.holder
     RETURNING id::text, EXISTS (SELECT 1 FROM "Submission" s JOIN "Assignment" a ON a.id = s."assignmentId"
       JOIN "LtiContext" c ON c."courseId" = a."courseId" WHERE s.id = "Grade"."submissionId") AS "lmsLinked"`;
-  return rows[0] ? { lmsLinked: rows[0].lmsLinked } : null;
+  return runs.map((r) => {
+    const row = rows.find((x) => x.id === r.gradeId);
+    return row ? { lmsLinked: row.lmsLinked } : null;
+  });
 }
 
 /**

@@ -5,6 +5,7 @@ import { assertRegistry, findKind, JOB_KINDS, type AnyJobKind, type JobContext, 
 import type { ProblemSetService } from "../services/problem-sets.ts";
 import { Semaphore } from "../lib/semaphore.ts";
 import { createModelRuntime, modelGradeSlots, preflightOptions, type ModelRuntimeConfig, type SandboxRuntime } from "./model-runtime.ts";
+import { coalescedRunWrites } from "./run-writes.ts";
 import { backoffAfter, QUEUE_NAME, redisConnection, type GradingQueue } from "./queue.ts";
 import { configureThreads, threadPool, type ThreadConfig } from "./threads/index.ts";
 
@@ -43,6 +44,7 @@ export function startGradingWorker(
     timeoutMs: config.GRADER_TIMEOUT_S * 1000,
     threads: threadPool(),
     modelSlots: new Semaphore(modelGradeSlots(config)),
+    runWrites: coalescedRunWrites(db, config.WORKER_CONCURRENCY),
     log,
     queue,
   };

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import pg from "pg";
+import { Coalescer } from "../lib/coalescer.ts";
 import { resilientPool } from "../lib/pg-pool.ts";
 import type { Assignment } from "../generated/prisma/client.ts";
 import { BadRequestError } from "../errors.ts";
@@ -107,11 +108,19 @@ UNION ALL SELECT 'full', NULL, NULL, NULL, NULL, used FROM agg
   WHERE NOT EXISTS (SELECT 1 FROM prior) AND (SELECT ok FROM current) AND NOT EXISTS (SELECT 1 FROM ins)`;
 
 /**
- * One simple-protocol query of two statements (one implicit transaction, one round trip): the lock, then, with a
- * snapshot taken after it was granted, the prepared insert. The simple protocol takes no parameters, so the values
+ * One simple-protocol query (one implicit transaction, one round trip) for one or several submissions: the locks,
+ * then, each with a snapshot taken after all were granted, the prepared inserts. Locks are taken in sorted order, so
+ * two batches that share students cannot deadlock; two submissions of one student in one batch run in order, the
+ * second seeing the first's row as it would after its commit. The simple protocol takes no parameters, so the values
  * are literals escaped by pg (every one is also validated before).
  */
-function insertSql(a: InsertArgs, now: Date): string {
+function insertSql(batch: InsertArgs[], now: Date): string {
+  const locks = [...new Set(batch.map((a) => `submission-attempt:${a.assignmentId}:${a.userId}:${a.problemSlug}`))].sort();
+  const lockSql = locks.map((k) => `SELECT pg_advisory_xact_lock(hashtextextended(${lit(k)}, 0))`);
+  return [...lockSql, ...batch.map((a) => executeSql(a, now))].join("; ");
+}
+
+function executeSql(a: InsertArgs, now: Date): string {
   const values = [
     lit(a.assignmentId),
     lit(a.userId),
@@ -131,20 +140,35 @@ function insertSql(a: InsertArgs, now: Date): string {
     lit(randomUUID()),
     lit(a.fingerprint),
   ];
-  const lock = lit(`submission-attempt:${a.assignmentId}:${a.userId}:${a.problemSlug}`);
-  return `SELECT pg_advisory_xact_lock(hashtextextended(${lock}, 0)); EXECUTE ingest_insert(${values.join(", ")})`;
+  return `EXECUTE ingest_insert(${values.join(", ")})`;
+}
+
+function outcomeOf(row: Record<string, any>): InsertOutcome {
+  if (row.kind === "new") return { kind: "new", id: row.id, attempt: row.attempt };
+  if (row.kind === "stale") return { kind: "stale" };
+  if (row.kind === "prior") return { kind: "prior", id: row.id, attempt: row.attempt, status: row.status, requestHash: row.requestHash };
+  return { kind: "full", used: row.used };
 }
 
 /** Postgres refused the answer's text (a NUL character in JSON, bytes that are not UTF-8): the client's input, a 400. */
 const UNSTORABLE_TEXT = new Set(["22P05", "22021", "22P02"]);
+
+const lastResult = (results: pg.QueryResult | pg.QueryResult[]) => (Array.isArray(results) ? results.at(-1)! : results);
 
 export class IngestStore {
   private pool: pg.Pool | null = null;
 
   constructor(
     private readonly databaseUrl: string,
+    batchMax = 32,
     private readonly poolMax = 10,
-  ) {}
+  ) {
+    this.batches = new Coalescer<InsertArgs, InsertOutcome>(
+      (batch) => this.insertBatch(batch),
+      (one) => this.insertBatch([one]).then(([o]) => o!),
+      { maxBatch: batchMax, maxInFlight: batchMax > 1 ? 4 : poolMax },
+    );
+  }
 
   /** Made on first use: a process that never takes a submission (a worker) opens no connection for it. */
   private get db(): pg.Pool {
@@ -195,23 +219,31 @@ export class IngestStore {
   /** About 1 KB each; a course's active students fit, the rest read their context again. */
   private readonly kept = new LRUCache<string, SubmitContext>({ max: 10_000 });
 
-  /** One round trip for a JSON answer; a model's blob goes first in the same transaction (BEGIN, blob, insert, COMMIT). */
+  /**
+   * One round trip for a JSON answer, shared with the JSON answers that arrive meanwhile (Coalescer: under load one
+   * statement and one commit carry many, which is most of what a submission costs Postgres and the API); a model's
+   * blob goes first in a transaction of its own (BEGIN, blob, insert, COMMIT).
+   */
   async insert(args: InsertArgs): Promise<InsertOutcome> {
-    const sql = insertSql(args, new Date());
     try {
-      const results = await this.withClient((client) => (args.blob ? this.withBlob(client, args.blob, sql) : client.query(sql)));
-      const last = (Array.isArray(results) ? results.at(-1) : results) as pg.QueryResult;
-      const row = last.rows[0];
-      if (row.kind === "new") return { kind: "new", id: row.id, attempt: row.attempt };
-      if (row.kind === "stale") return { kind: "stale" };
-      if (row.kind === "prior")
-        return { kind: "prior", id: row.id, attempt: row.attempt, status: row.status, requestHash: row.requestHash };
-      return { kind: "full", used: row.used };
+      if (!args.blob) return await this.batches.run(args);
+      const blob = args.blob;
+      return await this.withClient(async (client) =>
+        outcomeOf(lastResult(await this.withBlob(client, blob, insertSql([args], new Date()))).rows[0]),
+      );
     } catch (e) {
       if (e instanceof pg.DatabaseError && UNSTORABLE_TEXT.has(e.code ?? ""))
         throw new BadRequestError("INVALID_ANSWER", `This answer cannot be stored: ${e.message}.`);
       throw e;
     }
+  }
+
+  private readonly batches: Coalescer<InsertArgs, InsertOutcome>;
+
+  private async insertBatch(batch: InsertArgs[]): Promise<InsertOutcome[]> {
+    const results = await this.withClient((client) => client.query(insertSql(batch, new Date())));
+    const all = (Array.isArray(results) ? results : [results]) as pg.QueryResult[];
+    return all.slice(-batch.length).map((r) => outcomeOf(r.rows[0]));
   }
 
   /** A pooled connection with the insert prepared on it (once per connection); one that failed is not reused. */

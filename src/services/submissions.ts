@@ -64,10 +64,10 @@ export class SubmissionService {
     private readonly db: Db,
     private readonly queue: GradingQueue,
     private readonly problemSets: ProblemSetService,
-    private readonly config: Pick<Config, "SEED_SECRET" | "MODEL_MAX_BYTES" | "ONNX_ALLOWED_DOMAINS" | "DATABASE_URL">,
+    private readonly config: Pick<Config, "SEED_SECRET" | "MODEL_MAX_BYTES" | "ONNX_ALLOWED_DOMAINS" | "DATABASE_URL" | "INGEST_BATCH_MAX">,
     private readonly log: Logger,
   ) {
-    this.ingest = new IngestStore(config.DATABASE_URL);
+    this.ingest = new IngestStore(config.DATABASE_URL, config.INGEST_BATCH_MAX);
   }
 
   private readonly ingest: IngestStore;
