@@ -146,21 +146,9 @@ describe("a worker's writes in batches (coalescedRunWrites): each run keeps its 
     const leases = await Promise.all(ids.map((id, i) => claim(h.db, ref(id), `f${i}`, 60_000)));
     await supersede(h.db, ids[1]!); // its lease is void
     // A grade of this run already there: its finish violates the unique key, and with it the whole batch's statement.
-    await h.db.grade.create({
-      data: {
-        submissionId: ids[2]!,
-        run: 1,
-        status: "graded",
-        score: 0,
-        rawScore: 0,
-        maxScore: 1,
-        feedback: {},
-        problemId: template.problemId,
-        graderType: "test",
-        graderVersion: "1",
-        durationMs: 1,
-      },
-    });
+    const { score, rawScore, maxScore, problemId, graderType, graderVersion, durationMs } = gradeData();
+    const grade = { score, rawScore, maxScore, problemId, graderType, graderVersion, durationMs, feedback: {} };
+    await h.db.grade.create({ data: { ...grade, submissionId: ids[2]!, run: 1, status: "graded" } });
     const w = coalescedRunWrites(h.db, 16);
     const out = await Promise.allSettled(leases.map((l) => w.finish({ lease: l!, result: result("graded"), grade: gradeData() })));
     expect(out.map((o) => o.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled"]);

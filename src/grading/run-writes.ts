@@ -21,6 +21,7 @@ export const directRunWrites = (db: Db): RunWrites => ({
  */
 export function coalescedRunWrites(db: Db, maxBatch: number): RunWrites {
   const direct = directRunWrites(db);
+  if (maxBatch <= 1) return direct;
   const opts = { maxBatch, maxInFlight: 2 };
   const claims = new Coalescer((all: ClaimRequest[]) => claimMany(db, all), direct.claim, opts);
   const finishes = new Coalescer((all: FinishRequest[]) => finishMany(db, all), direct.finish, opts);
