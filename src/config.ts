@@ -36,7 +36,7 @@ const schema = z.object({
    * Jobs one worker process runs at once. Most of a grade is waiting (Postgres, Redis), so this is well above the
    * cores; CPU work is bounded separately (GRADER_THREADS, SANDBOX_POOL_SIZE default to the cores).
    */
-  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(16),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(64),
   /** `npm start` (mode all): grading worker processes beside the API's; 0 grades inside the API's process. */
   WORKER_PROCESSES: z.coerce.number().int().min(0).max(16).default(1),
   GRADING_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
