@@ -4,7 +4,9 @@
  * an Idempotency-Key under the same lock, the principal cache's revocation bounds, settings read fresh every time,
  * and rate limits answered 429 with Retry-After.
  */
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { executeSql, PREPARE_INSERT } from "../src/services/ingest-store.ts";
 import { createAssignment, createHarness, createWorld, type Harness, type World } from "./helpers/harness.ts";
 import { enroll, mkUser, type Person } from "./helpers/people.ts";
 
@@ -139,6 +141,56 @@ describe("the context kept from a student's last submission (one round trip fewe
     expect((await post(a, s1, RIGHT)).statusCode).toBe(404);
     await h.db.enrollment.create({ data: { userId: s1.id, courseId: w.courseId, role: "student" } });
     expect(await h.db.submission.count({ where: { assignmentId: a, userId: s1.id } })).toBe(4);
+  });
+});
+
+describe("a submission's cost does not grow with the attempts before it", () => {
+  /** The most rows any scan of Submission returned while the insert ran (rolled back), from its plan as executed. */
+  async function mostRowsScanned(client: pg.Client, args: Parameters<typeof executeSql>[0]): Promise<number> {
+    await client.query("BEGIN");
+    try {
+      const { rows } = await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${executeSql(args, new Date())}`);
+      let most = 0;
+      const walk = (n: Record<string, any>) => {
+        if (n["Relation Name"] === "Submission" && String(n["Node Type"]).includes("Scan"))
+          most = Math.max(most, n["Actual Rows"] * n["Actual Loops"]);
+        for (const c of n.Plans ?? []) walk(c);
+      };
+      walk(rows[0]["QUERY PLAN"][0].Plan);
+      return most;
+    } finally {
+      await client.query("ROLLBACK");
+    }
+  }
+
+  it("without a limit the next attempt is one index read and earlier attempts are not counted; under a limit they are", async () => {
+    const a = await assign();
+    for (let i = 0; i < 20; i++) expect((await post(a, s1, RIGHT)).statusCode).toBe(202);
+    const last = await h.db.submission.findFirstOrThrow({ where: { assignmentId: a, userId: s1.id }, orderBy: { attempt: "desc" } });
+    expect(last.attempt).toBe(20);
+    const client = new pg.Client({ connectionString: h.config.DATABASE_URL });
+    await client.connect();
+    try {
+      // The plan a long-lived connection settles on after its first executions.
+      await client.query("SET plan_cache_mode = force_generic_plan");
+      await client.query(PREPARE_INSERT);
+      const args = {
+        assignmentId: a,
+        userId: s1.id,
+        problemSlug: last.problemSlug,
+        problemId: last.problemId,
+        rules: { countPrecheckRejections: false, countRunRejections: true },
+        answer: RIGHT,
+        seed: last.seed,
+        lateFactor: 1,
+        requestHash: "plan-check",
+        fingerprint: null,
+      };
+      expect(await mostRowsScanned(client, { ...args, maxAttempts: null })).toBe(1);
+      expect(await mostRowsScanned(client, { ...args, maxAttempts: 500 })).toBe(20);
+    } finally {
+      await client.end();
+    }
   });
 });
 

@@ -83,7 +83,7 @@ const RAN = [...RAN_REJECTION_CODES].map((c) => lit(c)).join(", ");
  * only under a limit (a subquery in an untaken CASE branch is never run): the count reads every earlier row of the
  * student, so without a limit a submission's cost would grow with the attempts before it (0.9 ms at 126, not 0.1).
  */
-const PREPARE_INSERT = `PREPARE ingest_insert(uuid, uuid, text, uuid, jsonb, text, text, float8, text, text, timestamp, int, bool, bool, uuid, uuid, text) AS
+export const PREPARE_INSERT = `PREPARE ingest_insert(uuid, uuid, text, uuid, jsonb, text, text, float8, text, text, timestamp, int, bool, bool, uuid, uuid, text) AS
 WITH current AS (
   SELECT coalesce($17 IS NULL OR $17 = (SELECT md5(c::text) FROM (${CONTEXT_ROW}) c), false) AS ok),
 prior AS (
@@ -124,7 +124,8 @@ function insertSql(batch: InsertArgs[], now: Date): string {
   return [...lockSql, ...batch.map((a) => executeSql(a, now))].join("; ");
 }
 
-function executeSql(a: InsertArgs, now: Date): string {
+/** Exported with PREPARE_INSERT for tests/ingest.test.ts, which checks what the statement reads (EXPLAIN ANALYZE). */
+export function executeSql(a: InsertArgs, now: Date): string {
   const values = [
     lit(a.assignmentId),
     lit(a.userId),
